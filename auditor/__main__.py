@@ -1,0 +1,4 @@
+"""`python -m auditor` is the `audit` command."""
+from .cli import main
+
+main()

@@ -1,0 +1,182 @@
+"""The results bundle: `results.json` (schema-versioned) and `arrays.npz` in one folder.
+
+Both files are replaced atomically (write to a temporary name, then rename), and the runner saves
+a checkpoint as targets finish, so an interrupted run keeps what it measured.
+"""
+import json
+import os
+import tempfile
+import time
+import zipfile
+
+import numpy as np
+
+from .errors import BundleError, UserError
+from .model import Case, Finding, Observations, Outcome, Target
+
+# 1: first format: metadata, environment, targets, cases, observations, findings, summary.
+FORMAT_VERSION = 1
+RESULTS = "results.json"
+ARRAYS = "arrays.npz"
+
+
+def prepare(path):
+    """Create the bundle folder `path`, refusing to write into an unrelated non-empty folder."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"--out {path} is a file; give a folder for the results bundle")
+    if os.path.isdir(path) and os.listdir(path) and not os.path.exists(os.path.join(path, RESULTS)):
+        raise UserError(f"--out {path} is a non-empty folder that is not a results bundle; "
+                        "give a new or empty folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create --out {path}: {exc.strerror}") from None
+
+
+def _atomic(path, write):
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _json_default(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _clean(value):
+    """Return `value` with non-finite floats spelled as strings JSON can hold."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return "NaN" if np.isnan(value) else ("+inf" if value > 0 else "-inf")
+    return value
+
+
+def _float(value):
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def encode(observations, findings, metadata, environment, summary):
+    """Return (results document, arrays dict) for a bundle."""
+    arrays = {f"case/{case.id}": case.values for case in observations.cases.values()}
+    records = []
+    for (target_id, case_id), outcomes in observations.outcomes.items():
+        entries = []
+        for outcome in outcomes:
+            entry = {"runs": outcome.runs}
+            if outcome.failed:
+                entry["error"] = outcome.error
+            else:
+                key = f"obs/{len(arrays)}"
+                arrays[key] = outcome.indices
+                entry.update(indices=key, dtype=outcome.dtype, type=outcome.type)
+            entries.append(entry)
+        timing = observations.timings.get((target_id, case_id))
+        if timing:
+            timing = {k: _float(v) if isinstance(v, float) else v for k, v in timing.items()}
+        records.append({"target": target_id, "case": case_id, "outcomes": entries, "timing": timing})
+    document = {
+        "format_version": FORMAT_VERSION,
+        "metadata": metadata,
+        "environment": environment,
+        "targets": [t.to_json() for t in observations.targets.values()],
+        "cases": [{"id": c.id, "tags": list(c.tags), "shape": list(c.shape), "dim": c.dim,
+                   "keepdim": c.keepdim, "layout": c.layout, "note": c.note,
+                   "must_raise": c.must_raise, "array": f"case/{c.id}"}
+                  for c in observations.cases.values()],
+        "observations": records,
+        "findings": _clean([f.to_json() for f in findings]),
+        "summary": _clean(summary),
+    }
+    return document, arrays
+
+
+def write(path, observations, findings=(), metadata=None, environment=None, summary=None):
+    """Write the bundle into folder `path` atomically (arrays first, then the document)."""
+    document, arrays = encode(observations, list(findings), metadata or {}, environment or {},
+                              summary or {})
+    _atomic(os.path.join(path, ARRAYS), lambda handle: np.savez(handle, **arrays))
+    text = json.dumps(document, indent=1, default=_json_default, allow_nan=False)
+    _atomic(os.path.join(path, RESULTS), lambda handle: handle.write(text.encode()))
+
+
+def read(path):
+    """Return (observations, findings, document) from bundle folder `path`; BundleError if bad."""
+    results = os.path.join(path, RESULTS)
+    if not os.path.isfile(results):
+        raise BundleError(f"{path} is not a results bundle (no {RESULTS})")
+    try:
+        with open(results, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{results} is unreadable or truncated: {exc}") from None
+    if not isinstance(document, dict) or "format_version" not in document:
+        raise BundleError(f"{results} is not an argmax-audit results document")
+    version = document["format_version"]
+    if version != FORMAT_VERSION:
+        newer = isinstance(version, int) and version > FORMAT_VERSION
+        raise BundleError(f"{results} has format version {version}; this argmax-audit reads "
+                          f"version {FORMAT_VERSION}"
+                          + ("; upgrade argmax-audit to read it" if newer else ""))
+    try:
+        with np.load(os.path.join(path, ARRAYS), allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise BundleError(f"{path}/{ARRAYS} is unreadable or truncated: {exc}") from None
+    try:
+        return _decode(document, arrays, path), [Finding(**f) for f in document["findings"]], document
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{results} is malformed: {type(exc).__name__}: {exc}") from None
+
+
+def _decode(document, arrays, path):
+    observations = Observations(bundle_path=path)
+    for c in document["cases"]:
+        observations.cases[c["id"]] = Case(c["id"], arrays[c["array"]], c["dim"], c["keepdim"],
+                                           c["layout"], tuple(c["tags"]), c.get("note", ""))
+    for t in document["targets"]:
+        target = Target(**{k: v for k, v in t.items() if k != "id"})
+        observations.targets[target.id] = target
+    for record in document["observations"]:
+        outcomes = [Outcome(e["runs"], error=e["error"]) if "error" in e else
+                    Outcome(e["runs"], arrays[e["indices"]], e["dtype"], e.get("type"))
+                    for e in record["outcomes"]]
+        observations.outcomes[(record["target"], record["case"])] = outcomes
+        if record.get("timing"):
+            observations.timings[(record["target"], record["case"])] = record["timing"]
+    return observations
+
+
+class Checkpointer:
+    """Save partial bundles while a run goes on, at most every `interval` seconds."""
+
+    def __init__(self, path, observations, metadata, environment, interval=2.0):
+        self.path, self.observations = path, observations
+        self.metadata, self.environment = metadata, environment
+        self.interval = interval
+        self.last = 0.0
+
+    def __call__(self, force=False):
+        now = time.monotonic()
+        if not force and now - self.last < self.interval:
+            return
+        started = time.monotonic()
+        write(self.path, self.observations, (), dict(self.metadata, complete=False), self.environment,
+              {"complete": False})
+        self.last = time.monotonic()
+        self.interval = max(self.interval, 5 * (self.last - started))

@@ -1,0 +1,124 @@
+"""The `audit` command line (Click). User mistakes become one line and exit 2."""
+import os
+import sys
+import time
+
+import click
+
+from . import __version__, bundle, options, policy
+from .cases import build_suite, select
+from .checks import run_checks
+from .environment import inventory
+from .errors import AuditError, ExitCode, UserError
+from .model import DTYPES, FRAMEWORKS, Observations
+from .progress import Progress
+from .reports import terminal
+from .runner import Plan, Runner
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="argmax-audit")
+def cli():
+    """Audit argmax: nondeterminism, tie-breaking, NaN handling, precision drift and wrong indices
+    across frameworks, devices and dtypes.
+
+    Exit codes: 0 nothing at or above --fail-on; 1 findings at or above it; 2 a usage mistake
+    (bad option, unreadable file, unknown framework/device/dtype); 3 the audit could not run.
+    """
+
+
+@cli.command()
+@options.framework
+@options.device
+@options.dtype
+@options.impl
+@options.suite
+@options.cases
+@options.seed
+@options.repeats
+@options.processes
+@options.timeout
+@options.jobs
+@options.out
+@options.fail_on
+@options.config
+@options.quiet
+def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats, processes, timeout, jobs, out,
+        fail_on, config, quiet):
+    """Call argmax repeatedly on every case and target, check the answers, write the bundle.
+
+    Targets are every installed framework (numpy, torch, jax) on every device it reports, in every
+    dtype it supports, plus each --impl. The summary and the findings go to stdout, progress to
+    stderr; the results bundle goes to --out.
+    """
+    rules = policy.find(config)
+    cases = select(build_suite(suite, seed), options.split(case_patterns))
+    if not cases:
+        raise UserError(f"--cases {','.join(case_patterns)} matches no case of the {suite} suite")
+    fail_on = fail_on or rules.fail_on or "error"
+    plan = Plan(
+        frameworks=frameworks or list(FRAMEWORKS), explicit_frameworks=bool(frameworks),
+        devices=devices, dtypes=dtypes or list(DTYPES),
+        impls=[options.parse_impl(text) for text in impls],
+        cases=cases, repeats=repeats, processes=processes, timeout=timeout,
+        jobs=jobs,
+    )
+    bundle.prepare(out)
+    observations = Observations(cases={c.id: c for c in plan.cases}, bundle_path=out)
+    metadata = {"command": ["audit", *sys.argv[1:]], "suite": suite, "seed": seed,
+                "cases": list(case_patterns),
+                "repeats": repeats, "processes": processes, "timeout": timeout,
+                "fail_on": fail_on, "policy": rules.source,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "complete": False}
+    show = not quiet and sys.stderr.isatty()
+    progress = Progress(len(plan.cases) * processes, enabled=show)
+    runner = Runner(plan, observations, progress.update)
+    first = runner.start()
+    progress.total *= len(runner.targets)
+    environment = inventory(runner.record.frameworks, runner.record.unavailable)
+    runner.checkpoint = bundle.Checkpointer(out, observations, metadata, environment)
+    try:
+        runner.run(first)
+    except KeyboardInterrupt:
+        progress.close()
+        with runner.lock:
+            runner.checkpoint(force=True)
+        raise AuditError(f"interrupted; the observations made so far are kept in {out}") from None
+    progress.close()
+    findings = rules.apply(run_checks(observations, {"max_flip_rate": rules.max_flip_rate}))
+    from .summary import summarize
+    summary = summarize(observations, findings, fail_on)
+    metadata.update(complete=True, seconds=round(runner.record.seconds, 3),
+                    skipped=runner.record.skipped)
+    bundle.write(out, observations, findings, metadata, environment, summary)
+    document = {"summary": summary, "findings": [f.to_json() for f in findings],
+                "environment": environment, "metadata": metadata}
+    click.echo(terminal.render(document, color=sys.stdout.isatty()))
+    click.echo(f"results bundle: {os.path.join(out, bundle.RESULTS)}")
+    sys.exit(ExitCode.FINDINGS if summary["verdict"] == "fail" else ExitCode.OK)
+
+
+def main(argv=None):
+    """Run the CLI; turn the tool's errors and Click's usage errors into one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="audit", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("audit: aborted", err=True)
+        sys.exit(ExitCode.INTERNAL)
+    except click.UsageError as exc:
+        hint = f" (see 'audit {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else ""
+        click.echo(f"audit: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(ExitCode.USAGE)
+    except click.ClickException as exc:
+        click.echo(f"audit: error: {exc.format_message()}", err=True)
+        sys.exit(ExitCode.USAGE)
+    except AuditError as exc:
+        click.echo(f"audit: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug of ours: say so in one line, keep the traceback on request
+        if os.environ.get("ARGMAX_AUDIT_DEBUG"):
+            raise
+        click.echo(f"audit: internal error: {type(exc).__name__}: {exc} "
+                   "(set ARGMAX_AUDIT_DEBUG=1 for the traceback)", err=True)
+        sys.exit(ExitCode.INTERNAL)
+    sys.exit(ExitCode.OK)

@@ -1,0 +1,217 @@
+"""The data the stages pass on: cases, targets, outcomes, observations and findings."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .worker.casting import seen_values
+
+FRAMEWORKS = ("numpy", "torch", "jax")
+DTYPES = ("float32", "float16", "bfloat16", "float64")
+LOW_PRECISION = ("float16", "bfloat16")
+SEVERITIES = ("info", "warning", "error")
+
+#: The fixed vocabulary of finding kinds (DESIGN.md) and the severity each has by default.
+KINDS = {
+    "nondeterministic": "error",
+    "wrong_index": "error",
+    "tie_break": "error",
+    "nan_policy": "error",
+    "precision_drift": "warning",
+    "api_mismatch": "error",
+    "crash": "error",
+    "regression": "error",
+}
+
+
+def severity_rank(severity):
+    """Return the order of `severity` (higher is worse)."""
+    return SEVERITIES.index(severity)
+
+
+@dataclass
+class Case:
+    """An input (float32 source values) and the call made on it."""
+
+    id: str
+    values: np.ndarray
+    dim: int | None
+    keepdim: bool = False
+    layout: str = "contiguous"
+    tags: tuple = ()
+    note: str = ""
+
+    @property
+    def shape(self):
+        return tuple(self.values.shape)
+
+    @property
+    def axis(self):
+        """The reduced axis as a non-negative number, or None for dim=None."""
+        return None if self.dim is None else self.dim % max(self.values.ndim, 1)
+
+    @property
+    def must_raise(self):
+        """True when the reduction runs over zero elements, which every framework must refuse."""
+        if self.dim is None:
+            return self.values.size == 0
+        return self.values.ndim > 0 and self.values.shape[self.axis] == 0
+
+    @property
+    def output_shape(self):
+        shape = self.shape
+        if self.dim is None:
+            return (1,) * len(shape) if self.keepdim else ()
+        if self.keepdim:
+            return shape[: self.axis] + (1,) + shape[self.axis + 1 :]
+        return shape[: self.axis] + shape[self.axis + 1 :]
+
+    def seen(self, dtype):
+        """Return the exact values a target of `dtype` sees, widened losslessly."""
+        return seen_values(self.values, dtype)
+
+    def row(self, values, position):
+        """Return the 1-d slice of `values` that output `position` reduces over."""
+        if self.dim is None:
+            return values.reshape(-1)
+        position = tuple(position)
+        if self.keepdim:
+            position = position[: self.axis] + position[self.axis + 1 :]
+        return values[position[: self.axis] + (slice(None),) + position[self.axis :]]
+
+    def describe_call(self):
+        keep = ", keepdim=True" if self.keepdim else ""
+        return f"argmax(x, dim={self.dim}{keep})"
+
+    def where(self, position):
+        """Name output `position` for a sentence: 'row 17', 'column 3', 'position (2, 4)'."""
+        if self.dim is None or not position:
+            return "the whole input" if self.values.ndim > 1 else "the input"
+        position = tuple(int(p) for p in position)
+        if self.values.ndim == 2 and not self.keepdim:
+            return f"{'row' if self.axis == 1 else 'column'} {position[0]}"
+        if len(position) == 1:
+            return f"row {position[0]}"
+        return f"position {position}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One way of computing argmax: framework (or user implementation) x device x dtype."""
+
+    framework: str
+    device: str
+    dtype: str
+    variant: str = "eager"
+    env: str = "local"
+    impl: str | None = None
+    index_dtype: str = field(default="int64", compare=False)
+
+    @property
+    def name(self):
+        return f"{self.framework}[{self.impl}]" if self.impl else self.framework
+
+    @property
+    def id(self):
+        text = f"{self.name}/{self.device}/{self.dtype}"
+        if self.variant != "eager":
+            text += f"/{self.variant}"
+        return text if self.env == "local" else f"{text}@{self.env}"
+
+    @property
+    def lane(self):
+        """The target without its dtype: the targets compared for precision drift."""
+        return (self.name, self.device, self.variant, self.env)
+
+    def to_json(self):
+        return {"id": self.id, **dataclasses.asdict(self)}
+
+
+@dataclass
+class Outcome:
+    """One distinct result of a target on a case and the runs (process, repeat) that gave it."""
+
+    runs: list
+    indices: np.ndarray | None = None
+    dtype: str | None = None
+    type: str | None = None
+    error: dict | None = None
+
+    @property
+    def failed(self):
+        return self.error is not None
+
+    @property
+    def crashed(self):
+        """True when the process died or hung, as opposed to the call raising."""
+        return self.failed and self.error.get("type") in ("ProcessDied", "Timeout", "WorkerError")
+
+    def same_result(self, other):
+        if self.failed or other.failed:
+            return self.failed and other.failed and self.error == other.error
+        return (self.dtype == other.dtype and self.indices.shape == other.indices.shape
+                and np.array_equal(self.indices, other.indices))
+
+
+@dataclass
+class Finding:
+    """One problem, with the values that explain it and a reproducer."""
+
+    check: str
+    kind: str
+    message: str
+    targets: list
+    case: str | None = None
+    severity: str = ""
+    positions: list = field(default_factory=list)
+    count: int = 0
+    evidence: dict = field(default_factory=dict)
+    reproducer: str = ""
+    allowed: str | None = None
+
+    def __post_init__(self):
+        self.severity = self.severity or KINDS[self.kind]
+
+    def to_json(self):
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Observations:
+    """Everything measured: cases, targets and every outcome of every target on every case."""
+
+    cases: dict = field(default_factory=dict)
+    targets: dict = field(default_factory=dict)
+    outcomes: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    bundle_path: str = "audit-results"
+
+    def add(self, target_id, case_id, outcomes):
+        """Merge `outcomes` of one process into what `target_id` gave on `case_id`."""
+        known = self.outcomes.setdefault((target_id, case_id), [])
+        for outcome in outcomes:
+            match = next((k for k in known if k.same_result(outcome)), None)
+            if match is None:
+                known.append(outcome)
+            else:
+                match.runs.extend(outcome.runs)
+
+    def of_target(self, target_id):
+        """Yield (case, outcomes) for every case `target_id` ran."""
+        for (tid, cid), outcomes in self.outcomes.items():
+            if tid == target_id:
+                yield self.cases[cid], outcomes
+
+    def by_case(self):
+        """Return {case id: {target id: outcomes}}."""
+        grouped = {}
+        for (tid, cid), outcomes in self.outcomes.items():
+            grouped.setdefault(cid, {})[tid] = outcomes
+        return grouped
+
+    def modal(self, target_id, case_id):
+        """Return the outcome most runs of `target_id` gave on `case_id`, or None."""
+        outcomes = self.outcomes.get((target_id, case_id))
+        return max(outcomes, key=lambda o: len(o.runs)) if outcomes else None

@@ -1,0 +1,96 @@
+"""Click options shared by the commands, each defined once."""
+import os
+import re
+
+import click
+
+from .model import DTYPES, FRAMEWORKS
+
+DEVICE = re.compile(r"^(cpu|mps|(cuda|rocm|tpu)(:\d+)?)$")
+
+
+def split(values):
+    """Return the names in comma lists and repeated options `values`, in order."""
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def _names(kind, valid):
+    def callback(ctx, param, values):
+        names = split(values)
+        for name in names:
+            if name not in valid:
+                raise click.BadParameter(f"unknown {kind} {name!r}; choose from {', '.join(valid)}")
+        return list(dict.fromkeys(names))
+    return callback
+
+
+def _devices(ctx, param, values):
+    names = split(values)
+    for name in names:
+        if not DEVICE.match(name):
+            raise click.BadParameter(f"unknown device {name!r}; use cpu, cuda, cuda:N, mps, "
+                                     "rocm, rocm:N, tpu or tpu:N")
+    return list(dict.fromkeys(names))
+
+
+framework = click.option(
+    "--framework", "frameworks", multiple=True, callback=_names("framework", FRAMEWORKS),
+    help=f"Frameworks to audit (comma list or repeated: {', '.join(FRAMEWORKS)}). "
+         "Default: every one installed.")
+device = click.option(
+    "--device", "devices", multiple=True, callback=_devices,
+    help="Devices to audit: cpu, cuda (every cuda:N), cuda:N, mps, rocm, tpu, tpu:N. "
+         "Default: every device each framework reports.")
+dtype = click.option(
+    "--dtype", "dtypes", multiple=True, callback=_names("dtype", DTYPES),
+    help=f"Dtypes to audit ({', '.join(DTYPES)}). Default: all, where the target supports them.")
+impl = click.option(
+    "--impl", "impls", multiple=True, metavar="FRAMEWORK:MODULE_OR_FILE:FUNCTION",
+    help="Your own argmax, audited like a built-in target and called as fn(x, dim=..., "
+         "keepdim=...) with x a native array of FRAMEWORK (repeatable). "
+         "Example: torch:my_kernels:argmax_layer or numpy:./my_argmax.py:argmax.")
+suite = click.option(
+    "--suite", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
+    help="Built-in cases: quick takes seconds, full adds longer rows and larger inputs (minutes).")
+cases = click.option(
+    "--cases", "case_patterns", multiple=True, metavar="PATTERN",
+    help="Only cases whose id or tag matches a glob (comma list or repeated), e.g. 'ties-*,nan'. "
+         "Default: the whole suite.")
+seed = click.option("--seed", type=int, default=0, show_default=True,
+                    help="Seed the cases are generated from.")
+repeats = click.option("--repeats", type=click.IntRange(1), default=5, show_default=True,
+                       help="Calls per case and target within one process.")
+processes = click.option("--processes", type=click.IntRange(1), default=2, show_default=True,
+                         help="Fresh processes per target, to catch nondeterminism between runs.")
+timeout = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0,
+                       show_default=True, metavar="SECONDS",
+                       help="Seconds one argmax call may take before its target counts as hung.")
+jobs = click.option("--jobs", type=click.IntRange(1), default=lambda: os.cpu_count() or 2,
+                    show_default="number of CPUs", help="Worker processes running at once.")
+out = click.option("--out", type=click.Path(file_okay=False), default="audit-results",
+                   show_default=True, help="Folder for the results bundle (results.json, arrays.npz).")
+fail_on = click.option(
+    "--fail-on", type=click.Choice(["warning", "error"]), default=None,
+    help="Exit 1 when a finding at or above this severity is not allowed by the policy. "
+         "Default: error (or fail-on in the policy file).")
+config = click.option("--config", type=click.Path(dir_okay=False), default=None,
+                      help="Policy file (default: ./audit.toml, else [tool.argmax-audit] in "
+                           "./pyproject.toml).")
+quiet = click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+
+
+def parse_impl(text):
+    """Split `FRAMEWORK:MODULE_OR_FILE:FUNCTION`; raise click.BadParameter when it does not."""
+    from .runner import Impl
+
+    head, sep, function = text.rpartition(":")
+    framework, sep2, module = head.partition(":")
+    if not (sep and sep2 and framework and module and function):
+        raise click.BadParameter(f"{text!r} is not FRAMEWORK:MODULE_OR_FILE:FUNCTION "
+                                 "(e.g. torch:my_kernels:argmax_layer)", param_hint="--impl")
+    if framework not in FRAMEWORKS:
+        raise click.BadParameter(f"unknown framework {framework!r} in {text!r}; choose from "
+                                 f"{', '.join(FRAMEWORKS)}", param_hint="--impl")
+    if (module.endswith(".py") or "/" in module) and not os.path.isfile(module):
+        raise click.BadParameter(f"file {module} does not exist", param_hint="--impl")
+    return Impl(framework, module, function)

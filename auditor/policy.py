@@ -1,0 +1,136 @@
+"""The policy: severities per kind, allowed findings with reasons, thresholds.
+
+Read from `audit.toml`, or from `[tool.argmax-audit]` in pyproject.toml::
+
+    fail-on = "error"                 # default for --fail-on
+    [severity]
+    precision_drift = "error"         # any kind: "info", "warning" or "error"
+    [thresholds]
+    max_flip_rate = { bfloat16 = 0.05, float16 = 0.01 }
+    [[allow]]
+    kind = "tie_break"                # required
+    target = "torch/cuda:*"           # glob on target ids (optional)
+    case = "ties-*"                   # glob on case ids (optional)
+    reason = "CUDA breaks ties by block; we only use argmax on distinct logits"   # required
+"""
+import fnmatch
+import os
+from dataclasses import dataclass, field
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+from .errors import UserError
+from .model import KINDS, LOW_PRECISION, SEVERITIES, severity_rank
+
+KEYS = {"fail-on", "severity", "allow", "thresholds"}
+
+
+@dataclass
+class Policy:
+    source: str = "defaults"
+    fail_on: str | None = None
+    severity: dict = field(default_factory=dict)
+    allow: list = field(default_factory=list)
+    max_flip_rate: dict = field(default_factory=dict)
+
+    def apply(self, findings):
+        """Set each finding's severity from the policy and mark the allowed ones."""
+        for finding in findings:
+            if finding.kind in self.severity and finding.severity == KINDS[finding.kind]:
+                finding.severity = self.severity[finding.kind]
+            for rule in self.allow:
+                if _matches(rule, finding):
+                    finding.allowed = rule["reason"]
+                    break
+        return findings
+
+
+def _matches(rule, finding):
+    if rule["kind"] != finding.kind:
+        return False
+    if "target" in rule and not any(fnmatch.fnmatchcase(t, rule["target"]) for t in finding.targets):
+        return False
+    return "case" not in rule or fnmatch.fnmatchcase(finding.case or "", rule["case"])
+
+
+def find(explicit=None, folder="."):
+    """Return the policy from `explicit` (a path), else audit.toml, else pyproject.toml."""
+    if explicit:
+        if not os.path.isfile(explicit):
+            raise UserError(f"--config {explicit} does not exist")
+        return load(explicit)
+    for name in ("audit.toml", "pyproject.toml"):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            policy = load(path)
+            if policy is not None:
+                return policy
+    return Policy()
+
+
+def load(path):
+    """Parse the policy in `path`; raise UserError with the place and the fix when it is wrong."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+    if os.path.basename(path) == "pyproject.toml" and not path.endswith("audit.toml"):
+        data = data.get("tool", {}).get("argmax-audit")
+        if data is None:
+            return None
+    return parse(data, path)
+
+
+def parse(data, path):
+    where = f"{path}"
+    unknown = set(data) - KEYS
+    if unknown:
+        raise UserError(f"{where}: unknown key {sorted(unknown)[0]!r}; known keys: {', '.join(sorted(KEYS))}")
+    policy = Policy(source=path)
+    if "fail-on" in data:
+        policy.fail_on = _severity(data["fail-on"], f"{where}: fail-on")
+    for kind, level in data.get("severity", {}).items():
+        if kind not in KINDS:
+            raise UserError(f"{where}: [severity] names unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+        policy.severity[kind] = _severity(level, f"{where}: [severity] {kind}")
+    for i, rule in enumerate(data.get("allow", [])):
+        policy.allow.append(_rule(rule, f"{where}: [[allow]] #{i + 1}"))
+    thresholds = data.get("thresholds", {})
+    for key in set(thresholds) - {"max_flip_rate"}:
+        raise UserError(f"{where}: unknown threshold {key!r}; known: max_flip_rate")
+    for dtype, rate in thresholds.get("max_flip_rate", {}).items():
+        if dtype not in LOW_PRECISION or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise UserError(f"{where}: max_flip_rate wants {{float16 = 0.01, bfloat16 = 0.05}} "
+                            f"with rates in 0..1, got {dtype} = {rate!r}")
+        policy.max_flip_rate[dtype] = float(rate)
+    return policy
+
+
+def _severity(level, where):
+    if level not in SEVERITIES:
+        raise UserError(f"{where} must be one of {', '.join(SEVERITIES)}, got {level!r}")
+    return level
+
+
+def _rule(rule, where):
+    if not isinstance(rule, dict):
+        raise UserError(f"{where} must be a table with kind and reason")
+    unknown = set(rule) - {"kind", "target", "case", "reason"}
+    if unknown:
+        raise UserError(f"{where}: unknown key {sorted(unknown)[0]!r}; keys: kind, target, case, reason")
+    if rule.get("kind") not in KINDS:
+        raise UserError(f"{where}: kind must be one of {', '.join(KINDS)}, got {rule.get('kind')!r}")
+    if not str(rule.get("reason", "")).strip():
+        raise UserError(f"{where}: every allowed finding needs a reason")
+    return rule
+
+
+def failing(findings, fail_on):
+    """Return the findings that fail the run at level `fail_on` (allowed ones never do)."""
+    return [f for f in findings if not f.allowed and severity_rank(f.severity) >= severity_rank(fail_on)]

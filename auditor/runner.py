@@ -1,0 +1,291 @@
+"""Run every case on every target: worker processes per framework, repeats, crashes kept as data."""
+from __future__ import annotations
+
+import concurrent.futures
+import importlib.util
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import AuditFailed, UserError
+from .model import Observations, Outcome, Target
+from .workers import WorkerGone, WorkerProcess
+from .worker.protocol import read_array
+
+INSTALL_HINT = {
+    "numpy": "pip install numpy",
+    "torch": "pip install 'argmax-audit[torch]'",
+    "jax": "pip install 'argmax-audit[jax]'",
+}
+#: Times one target may kill or hang its worker before its remaining cases are skipped.
+MAX_DEATHS = 3
+
+
+@dataclass
+class Impl:
+    """A user implementation given as `FRAMEWORK:MODULE_OR_FILE:FUNCTION`."""
+
+    framework: str
+    module: str
+    function: str
+
+    @property
+    def name(self):
+        return f"{self.module}:{self.function}"
+
+
+@dataclass
+class Plan:
+    """What to run: frameworks, filters, user implementations, cases and how often."""
+
+    frameworks: list
+    explicit_frameworks: bool
+    devices: list
+    dtypes: list
+    impls: list
+    cases: list
+    repeats: int = 5
+    processes: int = 2
+    timeout: float = 60.0
+    jobs: int = 2
+    startup_timeout: float = 180.0
+
+
+@dataclass
+class RunRecord:
+    """What the run learnt besides observations: frameworks, their devices, what was skipped."""
+
+    frameworks: dict = field(default_factory=dict)
+    unavailable: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def check_available(plan):
+    """Drop absent frameworks, or raise UserError where one was asked for by name."""
+    wanted = set(plan.frameworks) | {impl.framework for impl in plan.impls}
+    missing = {fw for fw in wanted if importlib.util.find_spec(fw) is None}
+    needed = {impl.framework for impl in plan.impls} | (set(plan.frameworks) if plan.explicit_frameworks else set())
+    for fw in sorted(missing & needed):
+        raise UserError(f"{fw} is not installed in this Python; install it with: {INSTALL_HINT[fw]}")
+    return sorted(wanted - missing, key=["numpy", "torch", "jax"].index), {
+        fw: f"not installed ({INSTALL_HINT[fw]})" for fw in missing}
+
+
+def _device_matches(device, wanted):
+    return device == wanted or device.split(":")[0] == wanted
+
+
+class Runner:
+    """Drive the workers for `plan`, writing into `observations` and calling `progress`."""
+
+    def __init__(self, plan, observations, progress=None, checkpoint=None):
+        self.plan = plan
+        self.observations = observations
+        self.progress = progress or (lambda *a: None)
+        self.checkpoint = checkpoint or (lambda: None)
+        self.lock = threading.Lock()
+        self.record = RunRecord()
+        self.targets = {}
+
+    # -- phase 1: start one worker per framework, learn its devices, load implementations
+    def start(self):
+        frameworks, self.record.unavailable = check_available(self.plan)
+        first, problems = {}, []
+        with concurrent.futures.ThreadPoolExecutor(max(1, len(frameworks))) as pool:
+            futures = {fw: pool.submit(self._describe, fw) for fw in frameworks}
+            for fw, future in futures.items():
+                try:
+                    worker, info, error = future.result()
+                except UserError as exc:
+                    problems.append(exc)
+                    continue
+                if error:
+                    self.record.unavailable[fw] = error
+                    continue
+                first[fw] = worker
+                self.record.frameworks[fw] = info
+        try:
+            if problems:
+                raise problems[0]
+            self._make_targets()
+        except UserError:
+            _close_all(first)
+            raise
+        if not self.targets:
+            _close_all(first)
+            reasons = "; ".join(f"{fw}: {why}" for fw, why in self.record.unavailable.items())
+            raise AuditFailed("no target could run" + (f" ({reasons})" if reasons else ""))
+        return first
+
+    def _describe(self, framework):
+        worker = WorkerProcess(framework)
+        try:
+            info = {"worker": worker.hello(self.plan.startup_timeout)}
+            info.update(worker.request({"op": "describe"}, self.plan.startup_timeout))
+            info.pop("ok", None), info.pop("op", None)
+            impls = [impl for impl in self.plan.impls if impl.framework == framework]
+            if impls:
+                reply = worker.request({"op": "impls", "impls": [
+                    {"name": i.name, "module": i.module, "function": i.function} for i in impls]},
+                    self.plan.startup_timeout)
+                for name, message in reply["errors"].items():
+                    worker.kill()
+                    raise UserError(f"--impl {framework}:{name}: {message}")
+        except (WorkerGone, RuntimeError) as exc:
+            worker.kill()
+            return None, None, f"could not start: {exc}"
+        return worker, info, None
+
+    def _make_targets(self):
+        found_devices = set()
+        for fw, info in self.record.frameworks.items():
+            names = ([fw] if fw in self.plan.frameworks else []) + [
+                i.name for i in self.plan.impls if i.framework == fw]
+            for device in info["devices"]:
+                found_devices.add(device["id"])
+                if self.plan.devices and not any(_device_matches(device["id"], d) for d in self.plan.devices):
+                    continue
+                for dtype in self.plan.dtypes:
+                    if dtype not in device["dtypes"]:
+                        why = device["unsupported"].get(dtype, "not supported")
+                        self.record.skipped.append(f"{fw}/{device['id']}/{dtype}: {why}")
+                        continue
+                    for name in names:
+                        target = Target(fw, device["id"], dtype, impl=None if name == fw else name,
+                                        index_dtype=info["index_dtype"])
+                        self.targets[target.id] = (target, fw)
+        for wanted in self.plan.devices:
+            if not any(_device_matches(d, wanted) for d in found_devices):
+                present = ", ".join(sorted(found_devices)) or "none"
+                raise UserError(f"device {wanted} is not present (found: {present}); a CUDA or MPS "
+                                "device needs a framework build for it, e.g. torch from pytorch.org")
+        for target, _ in self.targets.values():
+            self.observations.targets[target.id] = target
+
+    # -- phase 2: every target in `processes` fresh processes
+    def run(self, first):
+        started = time.perf_counter()
+        jobs = [(fw, p) for fw in self.record.frameworks for p in range(self.plan.processes)]
+        try:
+            with concurrent.futures.ThreadPoolExecutor(max(1, self.plan.jobs)) as pool:
+                futures = [pool.submit(self._run_process, fw, p, first.pop(fw) if p == 0 else None)
+                           for fw, p in jobs]
+                for future in concurrent.futures.as_completed(futures):
+                    future.result()
+                    with self.lock:
+                        self.checkpoint()
+        finally:
+            for worker in first.values():
+                worker.kill()
+            self.record.seconds = time.perf_counter() - started
+
+    def _run_process(self, framework, process, worker):
+        targets = [t for t, fw in self.targets.values() if fw == framework]
+        impls = [i for i in self.plan.impls if i.framework == framework]
+        session = _Session(self, framework, impls, worker)
+        try:
+            for target in targets:
+                session.run_target(target, process)
+        finally:
+            session.close()
+
+    def record_outcomes(self, target, case_id, outcomes, timing=None):
+        with self.lock:
+            self.observations.add(target.id, case_id, outcomes)
+            if timing:
+                total = self.observations.timings.setdefault((target.id, case_id), {
+                    "calls": 0, "call_s": 0.0, "min_s": float("inf"), "prepare_s": 0.0, "harness_s": 0.0})
+                total["calls"] += len(timing["seconds"])
+                total["call_s"] += sum(timing["seconds"])
+                total["min_s"] = min(total["min_s"], min(timing["seconds"], default=float("inf")))
+                total["prepare_s"] += timing["prepare_s"]
+                total["harness_s"] += timing["harness_s"]
+        self.progress(target, case_id)
+
+
+class _Session:
+    """One logical worker process of one framework; restarted after a crash or a hang."""
+
+    def __init__(self, runner, framework, impls, worker):
+        self.runner = runner
+        self.plan = runner.plan
+        self.framework = framework
+        self.impls = impls
+        self.worker = worker
+        self.cases_sent = False
+
+    def _ensure(self):
+        if self.worker is None or self.worker.process.poll() is not None:
+            self.worker = WorkerProcess(self.framework)
+            self.worker.hello(self.plan.startup_timeout)
+            if self.impls:
+                self.worker.request({"op": "impls", "impls": [
+                    {"name": i.name, "module": i.module, "function": i.function} for i in self.impls]},
+                    self.plan.startup_timeout)
+            self.cases_sent = False
+        if not self.cases_sent:
+            self.worker.send_cases(self.plan.cases, self.plan.startup_timeout)
+            self.cases_sent = True
+        return self.worker
+
+    def run_target(self, target, process):
+        pending = [c.id for c in self.plan.cases]
+        deaths = 0
+        while pending:
+            try:
+                worker = self._ensure()
+                worker.send({"op": "run", "repeats": self.plan.repeats, "cases": pending,
+                             "target": {"device": target.device, "dtype": target.dtype,
+                                        "impl": target.impl}})
+                while pending:
+                    self._receive_result(worker, target, process, pending)
+                worker.receive(self.plan.timeout)  # the closing reply
+            except (WorkerGone, RuntimeError) as exc:
+                kind = getattr(exc, "kind", "WorkerError")
+                self.worker = None
+                deaths += 1
+                if pending:
+                    case_id = pending.pop(0)
+                    error = {"type": kind, "message": str(exc), "where": ""}
+                    self.runner.record_outcomes(target, case_id, [Outcome([[process, None]], error=error)])
+                if deaths >= MAX_DEATHS and pending:
+                    self.runner.record.skipped.append(
+                        f"{target.id} (process {process}): {len(pending)} cases skipped after "
+                        f"{deaths} crashes or hangs")
+                    for case_id in pending:
+                        self.runner.progress(target, case_id)
+                    return
+
+    def _receive_result(self, worker, target, process, pending):
+        header, payload = worker.receive(self.plan.timeout * (self.plan.repeats + 1))
+        if header.get("op") == "reply":  # the run itself failed before its cases
+            raise RuntimeError(header.get("error", {}).get("message", "run failed"))
+        case_id = pending.pop(0)
+        if header.get("case") != case_id:
+            raise WorkerGone("WorkerError", f"expected case {case_id}, got {header.get('case')}")
+        if "setup_error" in header:
+            error = dict(header["setup_error"], type="SetupError",
+                         message=f"{header['setup_error']['type']}: {header['setup_error']['message']}")
+            self.runner.record_outcomes(target, case_id, [Outcome([[process, None]], error=error)])
+            return
+        outcomes = []
+        for item in header["outcomes"]:
+            runs = [[process, r] for r in item["repeats"]]
+            if "error" in item:
+                outcomes.append(Outcome(runs, error=item["error"]))
+            else:
+                indices = np.array(read_array(payload, item["indices"]), dtype=np.int64)
+                outcomes.append(Outcome(runs, indices=indices, dtype=item["dtype"], type=item["type"]))
+        self.runner.record_outcomes(target, case_id, outcomes, header)
+
+    def close(self):
+        if self.worker is not None:
+            self.worker.close()
+
+
+def _close_all(workers):
+    for worker in workers.values():
+        worker.close()

@@ -1,0 +1,4 @@
+"""Entry point: `python -m auditor.worker` speaks the protocol on its original stdout."""
+from .main import main
+
+main()

@@ -1,0 +1,61 @@
+"""One adapter per framework; every version or device workaround lives in its adapter alone.
+
+An adapter turns the audit's exact input values into the framework's native array on a device and
+dtype, calls the framework's argmax, and turns whatever came back into numpy.
+"""
+import importlib
+
+import numpy as np
+
+ADAPTERS = {
+    "numpy": "np_backend",
+    "torch": "torch_backend",
+    "jax": "jax_backend",
+}
+
+LAYOUTS = ("contiguous", "transposed", "strided", "broadcast")
+
+
+def load(framework):
+    """Import and return the adapter for `framework` (imports the framework itself)."""
+    module = importlib.import_module(f".{ADAPTERS[framework]}", __name__)
+    return module.Adapter()
+
+
+def layout_base(seen, layout):
+    """Return the numpy array a `layout` view is built on, holding the values of `seen`.
+
+    `transposed`: the reversed-axes copy, viewed back through a transpose (column-major memory).
+    `strided`: twice the last axis with `seen` at even positions, viewed through a step-2 slice.
+    `broadcast`: the first entry along axis 0, viewed through a broadcast to `seen.shape`.
+    """
+    if layout == "contiguous" or seen.ndim == 0:
+        return np.asarray(seen, order="C")
+    if layout == "transposed":
+        return np.ascontiguousarray(seen.T)
+    if layout == "strided":
+        base = np.zeros(seen.shape[:-1] + (2 * seen.shape[-1],), dtype=seen.dtype)
+        base[..., ::2] = seen
+        return base
+    if layout == "broadcast":
+        return np.ascontiguousarray(seen[:1])
+    raise ValueError(f"unknown layout {layout!r}")
+
+
+def index_dtype_name(dtype):
+    """Return a framework-neutral name for a numpy dtype (`int64`, `bfloat16`, ...)."""
+    return np.dtype(dtype).name
+
+
+def as_indices(array, type_name, name=None):
+    """Return (`int64 array`, `original dtype name`) or raise TypeError for garbage."""
+    array = np.asarray(array)
+    name = name or index_dtype_name(array.dtype)
+    if array.dtype.kind in "iub":
+        return array.astype(np.int64), name
+    if array.dtype.kind == "f" or array.dtype.name == "bfloat16":
+        wide = array.astype(np.float64)
+        if np.all(np.isfinite(wide)) and np.all(wide == np.round(wide)):
+            return wide.astype(np.int64), name
+        raise TypeError(f"returned {type_name} of {name} holding non-integer indices")
+    raise TypeError(f"returned {type_name} of {name}, not integer indices")

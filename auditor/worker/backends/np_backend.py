@@ -1,0 +1,58 @@
+"""NumPy on the CPU; bfloat16 through ml_dtypes where it is installed."""
+import os
+import platform
+
+import numpy as np
+
+from . import as_indices, layout_base
+
+try:
+    import ml_dtypes
+except ImportError:  # bfloat16 is then unsupported, not an error
+    ml_dtypes = None
+
+
+class Adapter:
+    name = "numpy"
+
+    def describe(self):
+        dtypes = ["float32", "float16", "float64"]
+        unsupported = {}
+        if ml_dtypes is not None:
+            dtypes.insert(2, "bfloat16")
+        else:
+            unsupported["bfloat16"] = "needs ml_dtypes (pip install ml_dtypes)"
+        device = {"id": "cpu", "name": platform.processor() or platform.machine(),
+                  "dtypes": dtypes, "unsupported": unsupported}
+        return {
+            "version": np.__version__,
+            "build": {"ml_dtypes": getattr(ml_dtypes, "__version__", None)},
+            "devices": [device],
+            "index_dtype": np.dtype(np.intp).name,
+            "settings": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+                         if k in os.environ},
+        }
+
+    def _dtype(self, dtype):
+        return ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+
+    def to_native(self, seen, dtype, device, layout):
+        base = layout_base(seen, layout).astype(self._dtype(dtype))
+        if seen.ndim == 0 or layout == "contiguous":
+            return base.reshape(seen.shape)
+        if layout == "transposed":
+            return base.T
+        if layout == "strided":
+            return base[..., ::2]
+        return np.broadcast_to(base, seen.shape)
+
+    def argmax(self, x, dim, keepdim):
+        return np.argmax(x, axis=dim, keepdims=keepdim)
+
+    def synchronize(self, device, result):
+        pass
+
+    def to_numpy(self, result):
+        if not isinstance(result, (np.ndarray, np.integer)):
+            raise TypeError(f"returned {type(result).__name__}, not a numpy array")
+        return as_indices(result, type(result).__name__)

@@ -1,0 +1,181 @@
+"""The worker loop: load cases, run targets on them, stream one result message per case.
+
+The protocol goes to the process's original stdout; fd 1 is pointed at stderr so that anything a
+framework or a user's implementation prints cannot corrupt it.
+"""
+import importlib
+import importlib.util
+import inspect
+import os
+import platform
+import sys
+import time
+import traceback
+
+import numpy as np
+
+from . import backends
+from .casting import seen_values
+from .protocol import PROTOCOL_VERSION, PayloadWriter, read_array, read_message, write_message
+
+MAX_MESSAGE = 2000
+
+
+def _error(exc):
+    """Return a JSON-able description of `exc` with the innermost frame that raised it."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+    return {"type": type(exc).__name__, "message": str(exc)[:MAX_MESSAGE], "where": where}
+
+
+def load_function(module_or_file, function):
+    """Import `module_or_file` (a module name or a .py path) and return its `function`."""
+    if module_or_file.endswith(".py") or os.sep in module_or_file or "/" in module_or_file:
+        path = os.path.abspath(module_or_file)
+        if not os.path.isfile(path):
+            raise LookupError(f"file {module_or_file} does not exist")
+        name = "argmax_audit_impl_" + os.path.splitext(os.path.basename(path))[0]
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    else:
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(module_or_file)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_or_file.startswith(exc.name):
+                raise LookupError(f"module {module_or_file} not found") from None
+            raise
+    fn = getattr(module, function, None)
+    if fn is None:
+        raise LookupError(f"{module_or_file} has no function {function}")
+    if not callable(fn):
+        raise LookupError(f"{module_or_file}.{function} is not callable")
+    try:
+        inspect.signature(fn).bind(None, dim=0, keepdim=False)
+    except TypeError:
+        raise LookupError(
+            f"{module_or_file}.{function} cannot be called as fn(x, dim=..., keepdim=...)"
+        ) from None
+    except ValueError:  # builtins without a signature: trust them
+        pass
+    return fn
+
+
+class Worker:
+    def __init__(self, out):
+        self.out = out
+        self.adapter = None
+        self.impls = {}
+        self.cases = {}
+
+    def hello(self, header, payload):
+        self.adapter = backends.load(header["framework"])
+        return {"protocol": PROTOCOL_VERSION, "python": platform.python_version(),
+                "numpy": np.__version__, "pid": os.getpid(), "executable": sys.executable}
+
+    def describe(self, header, payload):
+        return self.adapter.describe()
+
+    def impls_(self, header, payload):
+        errors = {}
+        for impl in header["impls"]:
+            try:
+                self.impls[impl["name"]] = load_function(impl["module"], impl["function"])
+            except LookupError as exc:
+                errors[impl["name"]] = str(exc)
+            except BaseException as exc:  # the user's module raised while importing
+                errors[impl["name"]] = f"importing {impl['module']} raised {_error(exc)['type']}: {exc}"
+        return {"errors": errors}
+
+    def cases_(self, header, payload):
+        for case in header["cases"]:
+            self.cases[case["id"]] = (case, read_array(payload, case["array"]))
+        return {"count": len(self.cases)}
+
+    def run(self, header, payload):
+        target = header["target"]
+        fn = self.impls[target["impl"]] if target.get("impl") else self.adapter.argmax
+        for case_id in header["cases"]:
+            self._run_case(target, fn, case_id, header["repeats"])
+        return {"done": True}
+
+    def _run_case(self, target, fn, case_id, repeats):
+        case, source = self.cases[case_id]
+        started = time.perf_counter()
+        try:
+            x = self.adapter.to_native(seen_values(source, target["dtype"]), target["dtype"],
+                                       target["device"], case["layout"])
+        except Exception as exc:
+            write_message(self.out, {"op": "result", "case": case_id, "setup_error": _error(exc)})
+            return
+        prepare_s = time.perf_counter() - started
+        outcomes, keys, seconds, writer = [], [], [], PayloadWriter()
+        for repeat in range(repeats):
+            outcome, elapsed = self._call(fn, x, case, target["device"])
+            seconds.append(elapsed)
+            _add(outcomes, keys, outcome, repeat, writer)
+        write_message(self.out, {"op": "result", "case": case_id, "outcomes": outcomes,
+                                 "seconds": seconds, "prepare_s": prepare_s,
+                                 "harness_s": time.perf_counter() - started - sum(seconds)},
+                      writer.payload())
+
+    def _call(self, fn, x, case, device):
+        started = time.perf_counter()
+        try:
+            result = fn(x, dim=case["dim"], keepdim=case["keepdim"])
+            self.adapter.synchronize(device, result)
+        except (Exception, SystemExit) as exc:
+            return {"error": _error(exc)}, time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        try:
+            indices, dtype = self.adapter.to_numpy(result)
+        except TypeError as exc:
+            return {"error": {"type": "BadReturn", "message": str(exc), "where": ""}}, elapsed
+        return {"indices": indices, "dtype": dtype, "type": type(result).__name__}, elapsed
+
+
+
+def _add(outcomes, keys, outcome, repeat, writer):
+    """Fold `outcome` of `repeat` into the distinct `outcomes` (identical results share one)."""
+    if "error" in outcome:
+        key = ("error", outcome["error"]["type"], outcome["error"]["message"])
+    else:
+        key = (outcome["dtype"], outcome["type"], outcome["indices"].shape,
+               outcome["indices"].tobytes())
+    if key in keys:
+        outcomes[keys.index(key)]["repeats"].append(repeat)
+        return
+    entry = {"repeats": [repeat]}
+    if "error" in outcome:
+        entry["error"] = outcome["error"]
+    else:
+        entry.update(dtype=outcome["dtype"], type=outcome["type"],
+                     indices=writer.add(outcome["indices"]))
+    keys.append(key)
+    outcomes.append(entry)
+
+
+OPS = {"hello": Worker.hello, "describe": Worker.describe, "impls": Worker.impls_,
+       "cases": Worker.cases_, "run": Worker.run}
+
+
+def main():
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    stdin = sys.stdin.buffer
+    worker = Worker(out)
+    while True:
+        try:
+            header, payload = read_message(stdin)
+        except EOFError:
+            return
+        if header.get("op") == "bye":
+            return
+        try:
+            reply = OPS[header["op"]](worker, header, payload)
+            write_message(out, {"op": "reply", "ok": True, **reply})
+        except Exception as exc:
+            write_message(out, {"op": "reply", "ok": False, "error": _error(exc)})

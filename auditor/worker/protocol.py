@@ -1,0 +1,84 @@
+"""The framing both sides speak: a JSON header plus one raw byte payload, length-prefixed.
+
+No pickle anywhere: arrays travel as raw bytes described by dtype and shape in the header.
+"""
+import json
+import struct
+
+import numpy as np
+
+# Bump on any incompatible change to messages; the driver refuses a worker of another version.
+#  1: hello, describe, cases, run, bye.
+PROTOCOL_VERSION = 1
+
+_PREFIX = struct.Struct("<II")
+
+
+class ProtocolError(Exception):
+    """The other side sent something that is not a protocol message."""
+
+
+def write_message(stream, header, payload=b""):
+    """Write `header` (JSON-able dict) and `payload` (bytes) to `stream` and flush."""
+    data = json.dumps(header, separators=(",", ":")).encode()
+    stream.write(_PREFIX.pack(len(data), len(payload)) + data)
+    if payload:
+        stream.write(payload)
+    stream.flush()
+
+
+def _read_exact(stream, n):
+    chunks = []
+    while n:
+        chunk = stream.read(n)
+        if not chunk:
+            raise EOFError("stream closed")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_message(stream, max_header=64 << 20):
+    """Read one message from `stream`; return (header, payload). Raise EOFError at the end."""
+    head_len, payload_len = _PREFIX.unpack(_read_exact(stream, _PREFIX.size))
+    if head_len > max_header:
+        raise ProtocolError(f"header of {head_len} bytes is not a protocol message")
+    try:
+        header = json.loads(_read_exact(stream, head_len))
+    except ValueError as exc:
+        raise ProtocolError(f"header is not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("header is not a JSON object")
+    return header, _read_exact(stream, payload_len) if payload_len else b""
+
+
+class PayloadWriter:
+    """Collect arrays into one payload; `add` returns the descriptor a header carries."""
+
+    def __init__(self):
+        self.parts = []
+        self.size = 0
+
+    def add(self, array):
+        array = np.asarray(array, order="C")  # keeps 0-d arrays 0-d
+        raw = array.tobytes()
+        ref = {"offset": self.size, "dtype": array.dtype.str, "shape": list(array.shape)}
+        self.parts.append(raw)
+        self.size += len(raw)
+        return ref
+
+    def payload(self):
+        return b"".join(self.parts)
+
+
+def read_array(payload, ref):
+    """Return the array that `ref` (from `PayloadWriter.add`) describes inside `payload`."""
+    dtype = np.dtype(ref["dtype"])
+    if dtype.hasobject:
+        raise ProtocolError("object arrays are not accepted")
+    count = int(np.prod(ref["shape"], dtype=np.int64))
+    end = ref["offset"] + count * dtype.itemsize
+    if ref["offset"] < 0 or end > len(payload):
+        raise ProtocolError("array reference points outside the payload")
+    flat = np.frombuffer(payload, dtype=dtype, count=count, offset=ref["offset"])
+    return flat.reshape(ref["shape"])

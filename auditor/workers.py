@@ -1,0 +1,125 @@
+"""The driver's side of a worker process: start it, talk the protocol, notice death and hangs."""
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+
+from .worker.protocol import PROTOCOL_VERSION, PayloadWriter, ProtocolError, read_message, write_message
+
+_EOF = object()
+
+
+class WorkerGone(Exception):
+    """The worker died, hung past its deadline, or broke the protocol."""
+
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind  # "ProcessDied", "Timeout" or "WorkerError"
+
+
+class WorkerProcess:
+    """One worker process for one framework, started like a user's own Python would start."""
+
+    def __init__(self, framework, python=None):
+        self.framework = framework
+        self.stderr = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            [python or sys.executable, "-m", "auditor.worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+            env=_worker_env(),
+        )
+        self.messages = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        try:
+            while True:
+                self.messages.put(read_message(self.process.stdout))
+        except (EOFError, OSError, ProtocolError, ValueError) as exc:
+            self.messages.put((_EOF, exc))
+
+    def send(self, header, payload=b""):
+        try:
+            write_message(self.process.stdin, header, payload)
+        except (BrokenPipeError, OSError):
+            raise self._gone("ProcessDied") from None
+
+    def receive(self, timeout):
+        """Return the next (header, payload); raise WorkerGone on death, garbage or timeout."""
+        try:
+            header, payload = self.messages.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            raise WorkerGone("Timeout", f"no answer within {timeout:g} s; the process was killed") from None
+        if header is _EOF:
+            if isinstance(payload, ProtocolError):
+                self.kill()
+                raise WorkerGone("WorkerError", f"the worker broke the protocol: {payload}")
+            raise self._gone("ProcessDied")
+        return header, payload
+
+    def request(self, header, timeout, payload=b""):
+        """Send `header` and return the reply; raise WorkerGone, or RuntimeError if it failed."""
+        self.send(header, payload)
+        reply, _ = self.receive(timeout)
+        if not reply.get("ok"):
+            error = reply.get("error", {})
+            raise RuntimeError(f"{error.get('type', 'Error')}: {error.get('message', '')}")
+        return reply
+
+    def hello(self, timeout):
+        reply = self.request({"op": "hello", "framework": self.framework,
+                              "protocol": PROTOCOL_VERSION}, timeout)
+        if reply.get("protocol") != PROTOCOL_VERSION:
+            raise WorkerGone("WorkerError", f"worker speaks protocol {reply.get('protocol')}, "
+                                            f"this driver {PROTOCOL_VERSION}")
+        return reply
+
+    def send_cases(self, cases, timeout):
+        writer = PayloadWriter()
+        header = [{"id": c.id, "dim": c.dim, "keepdim": c.keepdim, "layout": c.layout,
+                   "array": writer.add(c.values)} for c in cases]
+        return self.request({"op": "cases", "cases": header}, timeout, writer.payload())
+
+    def stderr_tail(self, limit=2000):
+        self.stderr.seek(0, os.SEEK_END)
+        size = self.stderr.tell()
+        self.stderr.seek(max(0, size - limit))
+        return self.stderr.read().decode(errors="replace").strip()
+
+    def _gone(self, kind):
+        code = self.process.wait()
+        how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        tail = self.stderr_tail(600)
+        return WorkerGone(kind, f"the worker process {how}" + (f"; stderr ends: {tail}" if tail else ""))
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+    def close(self):
+        if self.process.poll() is None:
+            try:
+                write_message(self.process.stdin, {"op": "bye"})
+                self.process.stdin.close()
+                self.process.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.kill()
+        self.stderr.close()
+
+
+def _worker_env():
+    """Return the environment for a worker: the user's, plus the path that finds this package."""
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths and not _importable_from_site(root):
+        env["PYTHONPATH"] = os.pathsep.join([root, *paths])
+    return env
+
+
+def _importable_from_site(root):
+    return any(os.path.abspath(p) == root for p in sys.path if p)

@@ -1,0 +1,47 @@
+"""api: index dtype, output shape for every dim/keepdim, and raising on empty reductions."""
+from auditor.model import Finding
+from auditor.reproduce import reproducer
+
+NAME = "api"
+
+
+def problems(case, target, outcome):
+    """Yield (problem key, sentence) for what `outcome` gets wrong about argmax's contract."""
+    if outcome.failed:
+        if outcome.error["type"] == "BadReturn":
+            yield "bad-return", f"{outcome.error['message']}"
+        return
+    if case.must_raise:
+        yield "no-raise", (f"returned indices of shape {tuple(outcome.indices.shape)} for an empty "
+                           "reduction instead of raising")
+        return
+    if outcome.dtype != target.index_dtype:
+        yield "dtype", f"returned {outcome.dtype} indices; {target.framework}'s argmax returns {target.index_dtype}"
+    if tuple(outcome.indices.shape) != case.output_shape:
+        yield "shape", (f"returned shape {tuple(outcome.indices.shape)}; expected "
+                        f"{case.output_shape} for input {case.shape}")
+
+
+def check(observations, options):
+    """Group each target's API problems across the cases that show them."""
+    groups = {}
+    for (target_id, case_id), outcomes in observations.outcomes.items():
+        case = observations.cases[case_id]
+        target = observations.targets[target_id]
+        for outcome in outcomes:
+            for problem, sentence in problems(case, target, outcome):
+                groups.setdefault((target_id, problem), []).append((case, sentence))
+    findings = []
+    for (target_id, problem), hits in groups.items():
+        case, sentence = hits[0]
+        cases = sorted({c.id for c, _ in hits})
+        more = f" (and on {len(cases) - 1} more cases)" if len(cases) > 1 else ""
+        findings.append(Finding(
+            check=NAME, kind="api_mismatch", targets=[target_id], case=case.id, count=len(cases),
+            message=f"{case.describe_call()} on {target_id} {sentence} on case {case.id}{more}",
+            evidence={"problem": problem, "cases": cases, "input_shape": list(case.shape),
+                      "expected_shape": list(case.output_shape)},
+            reproducer=reproducer(case, observations.targets[target_id],
+                                  bundle_path=observations.bundle_path),
+        ))
+    return findings

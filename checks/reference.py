@@ -1,0 +1,122 @@
+"""reference: each index against the first maximizer (NaN as maximum) of the values the target saw.
+
+Every disputed position gets exactly one kind: `wrong_index` when the index is out of range or not a
+maximizer, `nan_policy` when the row holds NaN and the index is not its first NaN, `tie_break` when
+the index is a maximizer but not the first one.
+"""
+import numpy as np
+
+from auditor.explain import disputed_positions, excerpt, fmt, list_indices, squeeze_hint
+from auditor.model import LOW_PRECISION, Finding
+from auditor.oracle import maximizers, reference_argmax
+from auditor.reproduce import reproducer
+from auditor.worker.casting import seen_values
+
+NAME = "reference"
+
+
+def classify(row, returned, expected):
+    """Return the kind of the disputed index `returned` in `row` whose reference is `expected`."""
+    if not 0 <= returned < len(row):
+        return "wrong_index"
+    if np.isnan(row).any():
+        return "nan_policy"
+    if maximizers(row, 0)[returned]:
+        return "tie_break"
+    return "wrong_index"
+
+
+def check(observations, options):
+    """Report, per target, case and kind, the positions where the target left the reference."""
+    findings = []
+    for (target_id, case_id), outcomes in observations.outcomes.items():
+        case = observations.cases[case_id]
+        target = observations.targets[target_id]
+        for outcome in outcomes:
+            if outcome.failed or case.must_raise or tuple(outcome.indices.shape) != case.output_shape:
+                continue
+            findings.extend(_judge(observations, case, target, outcome))
+            break  # further distinct answers are the determinism check's to report
+    return findings
+
+
+def _judge(observations, case, target, outcome):
+    seen = case.seen(target.dtype)
+    expected = reference_argmax(seen, case.dim, case.keepdim)
+    positions = disputed_positions(outcome.indices != expected)
+    by_kind = {}
+    for position in positions:
+        row = case.row(seen, position)
+        kind = classify(row, int(outcome.indices[position]), int(expected[position]))
+        by_kind.setdefault(kind, []).append(position)
+    return [_finding(observations, case, target, outcome, expected, seen, kind, where)
+            for kind, where in by_kind.items()]
+
+
+def _finding(observations, case, target, outcome, expected, seen, kind, positions):
+    first = positions[0]
+    row = case.row(seen, first)
+    got, want = int(outcome.indices[first]), int(expected[first])
+    explain = {"tie_break": _tie_sentence, "nan_policy": _nan_sentence,
+               "wrong_index": _wrong_sentence}[kind]
+    detail, evidence = explain(row, got, want, target.dtype)
+    share = f" ({len(positions)} positions like this)" if len(positions) > 1 else ""
+    message = (f"{case.describe_call()} on {target.id} returned {got} at {case.where(first)} of "
+               f"case {case.id}; expected {want} {detail}{share}")
+    evidence.update(values=excerpt(row, [got, want]), returned=got, expected=want,
+                    position=list(first), row_length=len(row))
+    if kind == "tie_break":
+        evidence["policy"] = tie_policy(case, seen, outcome.indices)
+    return Finding(
+        check=NAME, kind=kind, message=message, targets=[target.id], case=case.id,
+        positions=[list(p) for p in positions[:10]], count=len(positions), evidence=evidence,
+        reproducer=reproducer(case, target, positions, observations.bundle_path),
+    )
+
+
+def _tie_sentence(row, got, want, dtype):
+    tied = np.flatnonzero(maximizers(row, 0))
+    return (f"(first of the tied maxima {fmt(row[want])} at {list_indices(tied)})",
+            {"tied": [int(i) for i in tied[:20]], "ties": int(len(tied))})
+
+
+def _nan_sentence(row, got, want, dtype):
+    nans = np.flatnonzero(np.isnan(row))
+    what = "a later NaN" if np.isnan(row[got]) else f"the value {fmt(row[got])}"
+    return (f"(the first NaN; NaN counts as the maximum), but it returned {what}; NaN at "
+            f"{list_indices(nans)}", {"nans": [int(i) for i in nans[:20]]})
+
+
+def _wrong_sentence(row, got, want, dtype):
+    if not 0 <= got < len(row):
+        return (f"(value {fmt(row[want])}), but {got} is outside 0..{len(row) - 1}"
+                f"{squeeze_hint(got, want)}", {"out_of_range": True})
+    gap = float(row[want]) - float(row[got])
+    return (f"(value {fmt(row[want])}), but {got} holds {fmt(row[got])}, which is not a maximum "
+            f"(gap {fmt(gap)}){_hint(row, got, want, dtype)}{squeeze_hint(got, want)}", {"gap": gap})
+
+
+def _hint(row, got, want, dtype):
+    """Guess the mechanism behind a non-maximum answer from the two values."""
+    tiny = float(np.finfo(np.float32 if dtype != "float64" else np.float64).tiny)
+    if abs(float(row[want])) < tiny and abs(float(row[got])) < tiny:
+        return "; both values are subnormal, as if subnormals were flushed to zero (FTZ/DAZ)"
+    for low in LOW_PRECISION:
+        if dtype not in LOW_PRECISION and np.ptp(seen_values(row[[got, want]], low)) == 0:
+            return f"; {low} rounds both to the same number, as if the kernel computed in {low}"
+    return ""
+
+
+def tie_policy(case, seen, indices):
+    """Return 'first', 'last', 'other', 'mixed' or 'none': which tied maximum `indices` chose."""
+    policies = set()
+    for position in np.ndindex(indices.shape):
+        row = case.row(seen, position)
+        tied = np.flatnonzero(maximizers(row, 0))
+        if len(tied) < 2 or np.isnan(row).any():
+            continue
+        got = int(indices[position])
+        policies.add("first" if got == tied[0] else "last" if got == tied[-1] else "other")
+    if not policies:
+        return "none"
+    return policies.pop() if len(policies) == 1 else "mixed"

@@ -1,0 +1,1 @@
+"""Renderers: each reads only the results document (and never imports a framework)."""
