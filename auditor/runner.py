@@ -160,15 +160,23 @@ class Runner:
         for wanted in self.plan.devices:
             if not any(_device_matches(d, wanted) for d in found_devices):
                 present = ", ".join(sorted(found_devices)) or "none"
-                raise UserError(f"device {wanted} is not present (found: {present}); a CUDA or MPS "
-                                "device needs a framework build for it, e.g. torch from pytorch.org")
+                builds = "; ".join(f"{fw} {info['version']}" + (
+                    f" (CUDA {info['build']['cuda']})" if info["build"].get("cuda") else "")
+                    for fw, info in self.record.frameworks.items() if fw != "numpy")
+                raise UserError(f"device {wanted} is not present (found: {present}; {builds}); "
+                                "install a framework build for that device (e.g. torch with CUDA "
+                                "from pytorch.org, jax[cuda12])")
         for target, _ in self.targets.values():
             self.observations.targets[target.id] = target
 
     # -- phase 2: every target in `processes` fresh processes
     def run(self, first):
         started = time.perf_counter()
-        jobs = [(fw, p) for fw in self.record.frameworks for p in range(self.plan.processes)]
+        used = {fw for _, fw in self.targets.values()}
+        for fw in set(first) - used:
+            first.pop(fw).close()
+        jobs = [(fw, p) for fw in self.record.frameworks if fw in used
+                for p in range(self.plan.processes)]
         try:
             with concurrent.futures.ThreadPoolExecutor(max(1, self.plan.jobs)) as pool:
                 futures = [pool.submit(self._run_process, fw, p, first.pop(fw) if p == 0 else None)

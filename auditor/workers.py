@@ -1,6 +1,7 @@
 """The driver's side of a worker process: start it, talk the protocol, notice death and hangs."""
 import os
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
@@ -91,9 +92,9 @@ class WorkerProcess:
 
     def _gone(self, kind):
         code = self.process.wait()
-        how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        how = f"killed by {_signal_name(-code)}" if code < 0 else f"exited with status {code}"
         tail = self.stderr_tail(600)
-        return WorkerGone(kind, f"the worker process {how}" + (f"; stderr ends: {tail}" if tail else ""))
+        return WorkerGone(kind, how + (f"; stderr ends: {tail}" if tail else ""))
 
     def kill(self):
         if self.process.poll() is None:
@@ -109,6 +110,13 @@ class WorkerProcess:
             except (OSError, subprocess.TimeoutExpired):
                 self.kill()
         self.stderr.close()
+
+
+def _signal_name(number):
+    try:
+        return f"signal {number} ({signal.Signals(number).name})"
+    except ValueError:
+        return f"signal {number}"
 
 
 def _worker_env():

@@ -22,9 +22,21 @@ def _table(rows):
     return [fmt(header), *[fmt(line) for line in body]]
 
 
-def _ranked(findings):
-    return sorted((f for f in findings if not f["allowed"]),
-                  key=lambda f: (-severity_rank(f["severity"]), list(KINDS).index(f["kind"])))
+def _grouped(findings):
+    """Return [(first finding, other cases)] for not-allowed findings, worst first.
+
+    Findings of one kind and severity that blame the same targets are one problem seen on several
+    cases; the summary shows the first and names the rest.
+    """
+    groups = {}
+    for f in findings:
+        if f["allowed"]:
+            continue
+        blame = tuple(f["evidence"].get("blame") or f["targets"])
+        groups.setdefault((f["severity"], f["kind"], f["check"], blame), []).append(f)
+    ranked = sorted(groups.items(), key=lambda item: (-severity_rank(item[0][0]),
+                                                      list(KINDS).index(item[0][1])))
+    return [(found[0], [f["case"] for f in found[1:] if f["case"]]) for _, found in ranked]
 
 
 def render(document, limit=10, color=False):
@@ -38,15 +50,20 @@ def render(document, limit=10, color=False):
         lines.append("precision drift against float32 (flipped positions / compared):")
         for target, stats in precision.items():
             lines.append(f"  {target}: {stats['flips']} / {stats['positions']} ({stats['rate']:.2%})")
-    findings = _ranked(document["findings"])
-    if findings:
+    groups = _grouped(document["findings"])
+    if groups:
+        total = sum(1 + len(more) for _, more in groups)
         lines.append("")
-        lines.append(f"findings ({len(findings)}, most important first):")
-        for f in findings[:limit]:
+        lines.append(f"findings ({total}, most important first):")
+        for f, more in groups[:limit]:
             tag = style(f"{f['severity']:<7}", fg=COLOURS.get(f["severity"]), bold=True)
             lines.append(f"  {tag} {f['kind']}: {f['message']}")
-        if len(findings) > limit:
-            lines.append(f"  ... and {len(findings) - limit} more in results.json")
+            if more:
+                names = ", ".join(more[:5]) + (f" and {len(more) - 5} more" if len(more) > 5 else "")
+                lines.append(f"          the same on {len(more)} more case{'s' if len(more) > 1 else ''}: {names}")
+        if len(groups) > limit:
+            rest = sum(1 + len(more) for _, more in groups[limit:])
+            lines.append(f"  ... and {rest} more in results.json")
     notes = document["environment"].get("unavailable", {})
     skipped = document["metadata"].get("skipped", [])
     if notes or skipped:

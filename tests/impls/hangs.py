@@ -1,0 +1,6 @@
+"""Planted fault: never returns."""
+import time
+
+
+def argmax(x, dim=None, keepdim=False):
+    time.sleep(1000)

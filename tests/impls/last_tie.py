@@ -1,0 +1,16 @@
+"""Planted fault: breaks ties towards the LAST maximum (NaN handling left as numpy's)."""
+import numpy as np
+
+
+def argmax(x, dim=None, keepdim=False):
+    x = np.asarray(x)
+    if x.ndim == 0:
+        return np.argmax(x, axis=dim, keepdims=keepdim)
+    if dim is None:
+        flipped = x.reshape(-1)[::-1]
+        index = flipped.size - 1 - np.argmax(flipped)
+        return np.reshape(index, (1,) * x.ndim) if keepdim else np.int64(index)
+    axis = dim % x.ndim
+    flipped = np.flip(x, axis=axis)
+    index = x.shape[axis] - 1 - np.argmax(flipped, axis=axis, keepdims=keepdim)
+    return index.astype(np.intp)

@@ -1,0 +1,70 @@
+"""The worker package stays self-contained and speaks its framing without pickle."""
+import ast
+import io
+import pathlib
+
+import numpy as np
+import pytest
+
+from auditor.worker import protocol
+from auditor.worker.backends import as_indices, layout_base
+
+WORKER = pathlib.Path(__file__).resolve().parents[1] / "auditor" / "worker"
+
+
+def _imports(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            yield node.module
+
+
+@pytest.mark.parametrize("path", sorted(WORKER.rglob("*.py")), ids=lambda p: p.name)
+def test_worker_needs_only_numpy_and_its_framework(path):
+    allowed = {"numpy", "torch", "jax", "jaxlib", "ml_dtypes"}
+    for name in _imports(path):
+        top = name.split(".")[0]
+        assert top not in {"auditor", "click", "jinja2"}, f"{path.name} imports {name}"
+        assert top in allowed or top in __import__("sys").stdlib_module_names, name
+
+
+def test_messages_round_trip_with_arrays():
+    stream = io.BytesIO()
+    writer = protocol.PayloadWriter()
+    refs = [writer.add(np.arange(6, dtype=np.float32).reshape(2, 3)), writer.add(np.int64(7))]
+    protocol.write_message(stream, {"op": "x", "refs": refs}, writer.payload())
+    stream.seek(0)
+    header, payload = protocol.read_message(stream)
+    assert protocol.read_array(payload, header["refs"][0]).shape == (2, 3)
+    assert protocol.read_array(payload, header["refs"][1]).shape == ()  # 0-d stays 0-d
+
+
+def test_garbage_is_refused():
+    with pytest.raises(protocol.ProtocolError):
+        protocol.read_message(io.BytesIO(b"\x05\x00\x00\x00\x00\x00\x00\x00hello"))
+    with pytest.raises(EOFError):
+        protocol.read_message(io.BytesIO(b"\x05\x00"))
+    with pytest.raises(protocol.ProtocolError):
+        protocol.read_array(b"\x00" * 8, {"offset": 0, "dtype": "<f8", "shape": [4]})
+    with pytest.raises(protocol.ProtocolError):
+        protocol.read_array(b"\x00" * 8, {"offset": 0, "dtype": "|O", "shape": [1]})
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "strided", "broadcast"])
+def test_layouts_keep_the_values(layout):
+    values = np.broadcast_to(np.arange(5, dtype=np.float32), (3, 5)).copy()
+    adapter = __import__("auditor.worker.backends.np_backend", fromlist=["Adapter"]).Adapter()
+    x = adapter.to_native(values, "float32", "cpu", layout)
+    np.testing.assert_array_equal(x, values)
+    assert x.flags.c_contiguous == (layout == "contiguous")
+    assert layout_base(values, layout).flags.c_contiguous
+
+
+def test_indices_must_be_integers():
+    assert as_indices(np.array([1.0, 2.0]), "ndarray")[1] == "float64"
+    with pytest.raises(TypeError, match="non-integer"):
+        as_indices(np.array([1.5]), "ndarray")
+    with pytest.raises(TypeError, match="not integer"):
+        as_indices(np.array(["a"]), "ndarray")
