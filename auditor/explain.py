@@ -60,3 +60,10 @@ def disputed_positions(mask, limit=None):
 
 def at(array, position):
     return int(array[tuple(position)]) if array.ndim else int(array)
+
+
+def answers_at(indices, case, positions):
+    """Return the answer at (the first three) `positions`, as a reproducer prints it."""
+    if case.dim is None:
+        return int(indices.reshape(-1)[0])
+    return [int(indices[tuple(p)]) for p in positions[:3]]

@@ -2,6 +2,7 @@
 import numpy as np
 
 from .explain import fmt
+from .oracle import reference_argmax
 
 INLINE_LIMIT = 64
 SPARSE_LIMIT = 48
@@ -69,8 +70,33 @@ def _impl_lines(target):
     return [f"from {module} import {function} as argmax"]
 
 
-def reproducer(case, target, positions=(), bundle_path="audit-results", repeat=False):
-    """Return a script that calls argmax as the audit did and prints what came back."""
+def _to_numpy(fw):
+    return {"torch": "np.asarray(r.cpu())", "jax": "np.asarray(r)"}.get(fw, "np.asarray(r)")
+
+
+def _show(case, target, positions, show):
+    """Return the expression printed at the end, and the values it gives for the reference."""
+    if show == "api":
+        return "(type(r).__name__, r.dtype, tuple(r.shape))", None
+    if show == "call":
+        return None, None
+    expected = None if case.must_raise else reference_argmax(
+        case.seen(target.dtype), case.dim, case.keepdim)
+    if positions and case.dim is not None:
+        picks = [tuple(int(i) for i in p) for p in positions[:3]]
+        expression = f"[int({_to_numpy(target.framework)}[p]) for p in {picks}]"
+        return expression, None if expected is None else [int(expected[p]) for p in picks]
+    expression = f"int({_to_numpy(target.framework)}.reshape(-1)[0])"
+    return expression, None if expected is None else int(np.asarray(expected).reshape(-1)[0])
+
+
+def reproducer(case, target, positions=(), bundle_path="audit-results", repeat=False, saw=None,
+               show="positions"):
+    """Return a script that calls argmax as the audit did and prints what came back.
+
+    `saw` is what the audit observed at the printed positions; `show` is "positions" (indices
+    there), "api" (type, dtype and shape of the result) or "call" (just the call, which raised).
+    """
     fw = target.framework
     imports, native, call = _NATIVE[fw]
     fields = dict(device=target.device, dtype=target.dtype, dim=case.dim, keepdim=case.keepdim,
@@ -90,17 +116,20 @@ def reproducer(case, target, positions=(), bundle_path="audit-results", repeat=F
     lines.append(native.format(**fields))
     if case.layout in _VIEWS[fw] and case.values.ndim:
         lines.append(_VIEWS[fw][case.layout].format(**fields))
-    picks = ", ".join(str(tuple(p)) for p in positions[:3])
-    show = f"[int(np.asarray(r)[p]) for p in [{picks}]]" if positions and case.dim is not None else "int(np.asarray(r).reshape(-1)[0])"
-    if repeat:
-        lines.append("answers = set()")
-        lines.append("for _ in range(200):")
-        lines.append("    " + call.format(**fields))
-        lines.append(f"    answers.add(str({show}))")
-        lines.append("print(answers)  # more than one answer: nondeterministic (also try several processes)")
-    else:
-        lines.append(call.format(**fields))
-        lines.append(f"print({show})")
+    expression, expected = _show(case, target, positions, show)
+    if repeat and expression:
+        lines += ["answers = set()", "for _ in range(200):", "    " + call.format(**fields),
+                  f"    answers.add(str({expression}))",
+                  "print(answers)  # more than one: nondeterministic (try several processes too)"]
+        return "\n".join(lines)
+    lines.append(call.format(**fields))
+    if expression:
+        note = []
+        if saw is not None:
+            note.append(f"the audit saw {saw}")
+        if expected is not None and show == "positions":
+            note.append(f"the reference (first maximum, first NaN) is {expected}")
+        lines.append(f"print({expression})" + (f"  # {'; '.join(note)}" if note else ""))
     return "\n".join(lines)
 
 

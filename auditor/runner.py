@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import AuditFailed, UserError
-from .model import Observations, Outcome, Target
-from .workers import WorkerGone, WorkerProcess
+from .model import Outcome, Target
 from .worker.protocol import read_array
+from .workers import WorkerGone, WorkerProcess
 
 INSTALL_HINT = {
     "numpy": "pip install numpy",

@@ -3,7 +3,6 @@ import numpy as np
 
 from .checks.precision import flip_rates
 from .checks.reference import tie_policy
-
 from .model import KINDS, SEVERITIES
 from .policy import failing
 

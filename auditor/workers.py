@@ -7,7 +7,13 @@ import sys
 import tempfile
 import threading
 
-from .worker.protocol import PROTOCOL_VERSION, PayloadWriter, ProtocolError, read_message, write_message
+from .worker.protocol import (
+    PROTOCOL_VERSION,
+    PayloadWriter,
+    ProtocolError,
+    read_message,
+    write_message,
+)
 
 _EOF = object()
 

@@ -42,6 +42,7 @@ def check(observations, options):
             evidence={"problem": problem, "cases": cases, "input_shape": list(case.shape),
                       "expected_shape": list(case.output_shape)},
             reproducer=reproducer(case, observations.targets[target_id],
-                                  bundle_path=observations.bundle_path),
+                                  bundle_path=observations.bundle_path,
+                                  show="call" if problem == "bad-return" else "api"),
         ))
     return findings

@@ -6,7 +6,7 @@ agree, the rest are named as the odd ones out.
 """
 import numpy as np
 
-from auditor.explain import disputed_positions, excerpt, fmt, list_indices
+from auditor.explain import answers_at, disputed_positions, excerpt, fmt, list_indices
 from auditor.model import Finding
 from auditor.oracle import maximizers, reference_argmax
 from auditor.reproduce import reproducer
@@ -73,7 +73,9 @@ def _finding(observations, case, dtype, groups):
                + (f"; {len(positions)} positions differ" if len(positions) > 1 else ""))
     expected = reference_argmax(seen, case.dim, case.keepdim)
     blame = [t for indices, members in groups if not np.array_equal(indices, expected) for t in members]
-    target = observations.targets[(odd or blame or groups[-1][1])[0]]
+    shown = (odd or blame or groups[-1][1])[0]
+    target = observations.targets[shown]
+    saw = next(indices for indices, members in groups if shown in members)
     return Finding(
         check=NAME, kind=kind, message=message, case=case.id, count=len(positions),
         targets=[t for _, members in groups for t in members],
@@ -81,7 +83,8 @@ def _finding(observations, case, dtype, groups):
         evidence={"groups": [{"targets": m, "index": p} for p, (_, m) in zip(picks, groups)],
                   "odd_one_out": odd, "blame": blame, "values": excerpt(row, picks), "dtype": dtype,
                   "causes": sorted(kinds)},
-        reproducer=reproducer(case, target, positions, observations.bundle_path),
+        reproducer=reproducer(case, target, positions, observations.bundle_path,
+                              saw=answers_at(saw, case, positions)),
     )
 
 

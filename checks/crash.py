@@ -38,5 +38,5 @@ def _finding(observations, key, hits):
         check=NAME, kind="crash", message=sentence, targets=[target_id], case=case.id,
         count=runs,
         evidence={"error": outcome.error, "cases": cases, "runs": runs},
-        reproducer=reproducer(case, target, bundle_path=observations.bundle_path),
+        reproducer=reproducer(case, target, bundle_path=observations.bundle_path, show="call"),
     )

@@ -7,7 +7,7 @@ values is a wrong index, which the reference check reports as an error.
 """
 import numpy as np
 
-from auditor.explain import disputed_positions, excerpt, fmt, in_spacings
+from auditor.explain import answers_at, disputed_positions, excerpt, fmt, in_spacings
 from auditor.model import LOW_PRECISION, Finding
 from auditor.oracle import maximizers
 from auditor.reproduce import reproducer
@@ -101,7 +101,8 @@ def _compare(observations, case, low, wide, low_answer, wide_answer):
                   "rounded": excerpt(low_row, [lo, hi]),
                   "margins_spacings": [_margin(case.row(wide_seen, p), lo_, h, low.dtype)
                                        for p, lo_, h, _ in found[:200]]},
-        reproducer=reproducer(case, low, [f[0] for f in found], observations.bundle_path),
+        reproducer=reproducer(case, low, [f[0] for f in found], observations.bundle_path,
+                              saw=answers_at(low_answer.indices, case, [f[0] for f in found])),
     )
 
 

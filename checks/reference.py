@@ -6,7 +6,7 @@ the index is a maximizer but not the first one.
 """
 import numpy as np
 
-from auditor.explain import disputed_positions, excerpt, fmt, list_indices, squeeze_hint
+from auditor.explain import answers_at, disputed_positions, excerpt, fmt, list_indices, squeeze_hint
 from auditor.model import LOW_PRECISION, Finding
 from auditor.oracle import maximizers, reference_argmax
 from auditor.reproduce import reproducer
@@ -70,7 +70,8 @@ def _finding(observations, case, target, outcome, expected, seen, kind, position
     return Finding(
         check=NAME, kind=kind, message=message, targets=[target.id], case=case.id,
         positions=[list(p) for p in positions[:10]], count=len(positions), evidence=evidence,
-        reproducer=reproducer(case, target, positions, observations.bundle_path),
+        reproducer=reproducer(case, target, positions, observations.bundle_path,
+                              saw=answers_at(outcome.indices, case, positions)),
     )
 
 
