@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 import time
+import uuid
 import zipfile
 
 import numpy as np
@@ -16,6 +17,7 @@ from .model import Case, Finding, Observations, Outcome, Target
 
 # 1: first format: metadata, environment, targets, cases, observations, findings, summary.
 FORMAT_VERSION = 1
+WRITE_ID = "meta/write_id"
 RESULTS = "results.json"
 ARRAYS = "arrays.npz"
 
@@ -107,11 +109,17 @@ def encode(observations, findings, metadata, environment, summary):
 
 
 def write(path, observations, findings=(), metadata=None, environment=None, summary=None):
-    """Write the bundle into folder `path` atomically (arrays first, then the document)."""
+    """Write the bundle into folder `path`, each file atomically (arrays first, then the document).
+
+    Both files carry the same write id, so a reader never pairs a document with the arrays of
+    another write (a run killed between the two renames).
+    """
     document, arrays = encode(observations, list(findings), metadata or {}, environment or {},
                               summary or {})
-    _atomic(os.path.join(path, ARRAYS), lambda handle: np.savez(handle, **arrays))
+    document["write_id"] = uuid.uuid4().hex
+    arrays[WRITE_ID] = np.array(document["write_id"])
     text = json.dumps(document, indent=1, default=_json_default, allow_nan=False)
+    _atomic(os.path.join(path, ARRAYS), lambda handle: np.savez(handle, **arrays))
     _atomic(os.path.join(path, RESULTS), lambda handle: handle.write(text.encode()))
 
 
@@ -138,6 +146,9 @@ def read(path):
             arrays = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise BundleError(f"{path}/{ARRAYS} is unreadable or truncated: {exc}") from None
+    if str(arrays.get(WRITE_ID, "")) != document.get("write_id"):
+        raise BundleError(f"{path} is torn: {RESULTS} and {ARRAYS} come from different writes "
+                          "(the run was killed while saving); run the audit again")
     try:
         return _decode(document, arrays, path), [Finding(**f) for f in document["findings"]], document
     except (KeyError, TypeError, ValueError) as exc:
@@ -169,7 +180,7 @@ class Checkpointer:
         self.path, self.observations = path, observations
         self.metadata, self.environment = metadata, environment
         self.interval = interval
-        self.last = 0.0
+        self.last = float("-inf")
 
     def __call__(self, force=False):
         now = time.monotonic()

@@ -105,6 +105,9 @@ def main(argv=None):
     except click.exceptions.Abort:
         click.echo("audit: aborted", err=True)
         sys.exit(ExitCode.INTERNAL)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help())
+        sys.exit(ExitCode.USAGE)
     except click.UsageError as exc:
         hint = f" (see 'audit {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else ""
         click.echo(f"audit: error: {exc.format_message()}{hint}", err=True)

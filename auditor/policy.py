@@ -48,12 +48,17 @@ class Policy:
         return findings
 
 
+def _glob(name, pattern):
+    """Match `name` against `pattern` exactly or as a glob (ids hold '[', a glob character)."""
+    return name == pattern or fnmatch.fnmatchcase(name, pattern)
+
+
 def _matches(rule, finding):
     if rule["kind"] != finding.kind:
         return False
-    if "target" in rule and not any(fnmatch.fnmatchcase(t, rule["target"]) for t in finding.targets):
+    if "target" in rule and not any(_glob(t, rule["target"]) for t in finding.targets):
         return False
-    return "case" not in rule or fnmatch.fnmatchcase(finding.case or "", rule["case"])
+    return "case" not in rule or _glob(finding.case or "", rule["case"])
 
 
 def find(explicit=None, folder="."):
@@ -61,7 +66,10 @@ def find(explicit=None, folder="."):
     if explicit:
         if not os.path.isfile(explicit):
             raise UserError(f"--config {explicit} does not exist")
-        return load(explicit)
+        policy = load(explicit)
+        if policy is None:
+            raise UserError(f"--config {explicit} has no [tool.argmax-audit] table")
+        return policy
     for name in ("audit.toml", "pyproject.toml"):
         path = os.path.join(folder, name)
         if os.path.isfile(path):
@@ -80,31 +88,40 @@ def load(path):
         raise UserError(f"{path}: not valid TOML: {exc}") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read: {exc.strerror}") from None
-    if os.path.basename(path) == "pyproject.toml" and not path.endswith("audit.toml"):
+    if os.path.basename(path) == "pyproject.toml":
         data = data.get("tool", {}).get("argmax-audit")
         if data is None:
             return None
     return parse(data, path)
 
 
+def _expect(value, kind, where):
+    if not isinstance(value, kind):
+        name = {dict: "a table", list: "an array of tables", str: "a string"}[kind]
+        raise UserError(f"{where} must be {name}, got {type(value).__name__} {value!r}")
+    return value
+
+
 def parse(data, path):
     where = f"{path}"
+    _expect(data, dict, where)
     unknown = set(data) - KEYS
     if unknown:
         raise UserError(f"{where}: unknown key {sorted(unknown)[0]!r}; known keys: {', '.join(sorted(KEYS))}")
     policy = Policy(source=path)
     if "fail-on" in data:
         policy.fail_on = _severity(data["fail-on"], f"{where}: fail-on")
-    for kind, level in data.get("severity", {}).items():
+    for kind, level in _expect(data.get("severity", {}), dict, f"{where}: severity").items():
         if kind not in KINDS:
             raise UserError(f"{where}: [severity] names unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
         policy.severity[kind] = _severity(level, f"{where}: [severity] {kind}")
-    for i, rule in enumerate(data.get("allow", [])):
+    for i, rule in enumerate(_expect(data.get("allow", []), list, f"{where}: allow")):
         policy.allow.append(_rule(rule, f"{where}: [[allow]] #{i + 1}"))
-    thresholds = data.get("thresholds", {})
+    thresholds = _expect(data.get("thresholds", {}), dict, f"{where}: thresholds")
     for key in set(thresholds) - {"max_flip_rate"}:
         raise UserError(f"{where}: unknown threshold {key!r}; known: max_flip_rate")
-    for dtype, rate in thresholds.get("max_flip_rate", {}).items():
+    rates = _expect(thresholds.get("max_flip_rate", {}), dict, f"{where}: max_flip_rate")
+    for dtype, rate in rates.items():
         if dtype not in LOW_PRECISION or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
             raise UserError(f"{where}: max_flip_rate wants {{float16 = 0.01, bfloat16 = 0.05}} "
                             f"with rates in 0..1, got {dtype} = {rate!r}")
@@ -126,7 +143,10 @@ def _rule(rule, where):
         raise UserError(f"{where}: unknown key {sorted(unknown)[0]!r}; keys: kind, target, case, reason")
     if rule.get("kind") not in KINDS:
         raise UserError(f"{where}: kind must be one of {', '.join(KINDS)}, got {rule.get('kind')!r}")
-    if not str(rule.get("reason", "")).strip():
+    for key in ("target", "case", "reason"):
+        if key in rule:
+            _expect(rule[key], str, f"{where}: {key}")
+    if not rule.get("reason", "").strip():
         raise UserError(f"{where}: every allowed finding needs a reason")
     return rule
 

@@ -89,6 +89,8 @@ class Runner:
         self.lock = threading.Lock()
         self.record = RunRecord()
         self.targets = {}
+        self.stopping = threading.Event()
+        self.live = set()  # worker processes running now, killed on interrupt
 
     # -- phase 1: start one worker per framework, learn its devices, load implementations
     def start(self):
@@ -116,6 +118,8 @@ class Runner:
             raise
         if not self.targets:
             _close_all(first)
+            if self.record.skipped:
+                raise UserError("nothing to audit: " + "; ".join(self.record.skipped))
             reasons = "; ".join(f"{fw}: {why}" for fw, why in self.record.unavailable.items())
             raise AuditFailed("no target could run" + (f" ({reasons})" if reasons else ""))
         return first
@@ -177,15 +181,24 @@ class Runner:
             first.pop(fw).close()
         jobs = [(fw, p) for fw in self.record.frameworks if fw in used
                 for p in range(self.plan.processes)]
+        self.live.update(first.values())
+        pool = concurrent.futures.ThreadPoolExecutor(max(1, self.plan.jobs))
         try:
-            with concurrent.futures.ThreadPoolExecutor(max(1, self.plan.jobs)) as pool:
-                futures = [pool.submit(self._run_process, fw, p, first.pop(fw) if p == 0 else None)
-                           for fw, p in jobs]
-                for future in concurrent.futures.as_completed(futures):
-                    future.result()
-                    with self.lock:
-                        self.checkpoint()
+            futures = [pool.submit(self._run_process, fw, p, first.pop(fw) if p == 0 else None)
+                       for fw, p in jobs]
+            for future in concurrent.futures.as_completed(futures):
+                future.result()
+                with self.lock:
+                    self.checkpoint()
+        except BaseException:
+            self.stopping.set()
+            with self.lock:
+                doomed = list(self.live)
+            for worker in doomed:
+                worker.kill()
+            raise
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             for worker in first.values():
                 worker.kill()
             self.record.seconds = time.perf_counter() - started
@@ -226,8 +239,12 @@ class _Session:
         self.cases_sent = False
 
     def _ensure(self):
+        if self.runner.stopping.is_set():
+            raise WorkerGone("WorkerError", "the run was interrupted")
         if self.worker is None or self.worker.process.poll() is not None:
             self.worker = WorkerProcess(self.framework)
+            with self.runner.lock:
+                self.runner.live.add(self.worker)
             self.worker.hello(self.plan.startup_timeout)
             if self.impls:
                 self.worker.request({"op": "impls", "impls": [
@@ -252,8 +269,10 @@ class _Session:
                     self._receive_result(worker, target, process, pending)
                 worker.receive(self.plan.timeout)  # the closing reply
             except (WorkerGone, RuntimeError) as exc:
+                if self.runner.stopping.is_set():
+                    return  # the user interrupted the run: this is not the target's fault
                 kind = getattr(exc, "kind", "WorkerError")
-                self.worker = None
+                self._discard()
                 deaths += 1
                 if pending:
                     case_id = pending.pop(0)
@@ -289,9 +308,18 @@ class _Session:
                 outcomes.append(Outcome(runs, indices=indices, dtype=item["dtype"], type=item["type"]))
         self.runner.record_outcomes(target, case_id, outcomes, header)
 
+    def _discard(self):
+        if self.worker is not None:
+            self.worker.kill()
+            with self.runner.lock:
+                self.runner.live.discard(self.worker)
+        self.worker = None
+
     def close(self):
         if self.worker is not None:
             self.worker.close()
+            with self.runner.lock:
+                self.runner.live.discard(self.worker)
 
 
 def _close_all(workers):

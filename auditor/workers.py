@@ -35,7 +35,7 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [python or sys.executable, "-m", "auditor.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-            env=_worker_env(),
+            env=_worker_env(), start_new_session=True,  # Ctrl-C reaches the driver, which stops them
         )
         self.messages = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()

@@ -1,8 +1,10 @@
 """consistency: targets that saw the same values (same source case and dtype) must agree.
 
-Why they disagree is classified from those values: NaN in the row (`nan_policy`), every answer a
-maximizer (`tie_break`), or some answer not a maximizer (`wrong_index`). Where three or more targets
-agree, the rest are named as the odd ones out.
+Per case and dtype the answers fall into groups of targets that agree. The baseline is the group
+that matches the reference (or else the largest); every other group gets its own finding, with the
+cause classified from the values: NaN in the row (`nan_policy`), both answers maximizers
+(`tie_break`), or an answer that is not a maximizer (`wrong_index`). Where three or more targets
+agree, the targets of a smaller group are named as the odd ones out.
 """
 import numpy as np
 
@@ -30,9 +32,7 @@ def check(observations, options):
             dtype = observations.targets[target_id].dtype
             by_dtype.setdefault(dtype, []).append((target_id, answer.indices))
         for dtype, answers in by_dtype.items():
-            groups = _group(answers)
-            if len(groups) > 1:
-                findings.append(_finding(observations, case, dtype, groups))
+            findings.extend(_compare(observations, case, dtype, _group(answers)))
     return findings
 
 
@@ -49,42 +49,48 @@ def _group(answers):
     return sorted(groups, key=lambda g: -len(g[1]))
 
 
-def _finding(observations, case, dtype, groups):
+def _compare(observations, case, dtype, groups):
+    if len(groups) < 2:
+        return []
     seen = case.seen(dtype)
-    differs = np.zeros(groups[0][0].shape, dtype=bool)
-    for indices, _ in groups[1:]:
-        differs |= indices != groups[0][0]
-    positions = disputed_positions(differs)
-    kinds = {_cause(case.row(seen, p), [int(g[0][p]) for g in groups]) for p in positions}
+    expected = reference_argmax(seen, case.dim, case.keepdim)
+    baseline = next((g for g in groups if np.array_equal(g[0], expected)), groups[0])
+    total = sum(len(members) for _, members in groups)
+    return [_finding(observations, case, dtype, seen, baseline, group, expected, total)
+            for group in groups if group is not baseline]
+
+
+def _finding(observations, case, dtype, seen, baseline, group, expected, total):
+    (base, base_members), (other, members) = baseline, group
+    positions = disputed_positions(other != base)
+    kinds = {_cause(case.row(seen, p), [int(base[p]), int(other[p])]) for p in positions}
     kind = next(k for k in PRIORITY if k in kinds)
     first = positions[0]
     row = case.row(seen, first)
-    picks = [int(indices[first]) for indices, _ in groups]
-    sides = "; ".join(f"{', '.join(members)} return{'s' if len(members) == 1 else ''} {pick}"
-                      f" ({fmt(row[pick]) if 0 <= pick < len(row) else 'out of range'})"
-                      for pick, (_, members) in zip(picks, groups))
-    odd = _odd_ones_out(groups)
+    picks = [int(base[first]), int(other[first])]
+    sides = "; ".join(f"{', '.join(who)} return{'s' if len(who) == 1 else ''} {pick} "
+                      f"({fmt(row[pick]) if 0 <= pick < len(row) else 'out of range'})"
+                      for pick, who in zip(picks, (base_members, members)))
     why = {"tie_break": f"tied maxima at {list_indices(np.flatnonzero(maximizers(row, 0)))}",
            "nan_policy": f"NaN at {list_indices(np.flatnonzero(np.isnan(row)))}",
-           "wrong_index": "not every answer is a maximum"}[kind]
+           "wrong_index": "not both answers are a maximum"}[kind]
+    odd = members if len(base_members) >= 3 and len(base_members) > total - len(base_members) else []
+    wrong_side = members if not np.array_equal(other, expected) else base_members
     message = (f"targets disagree on {case.describe_call()} of case {case.id} in {dtype} at "
                f"{case.where(first)}: {sides} ({why})"
                + (f"; the odd one out: {', '.join(odd)}" if odd else "")
                + (f"; {len(positions)} positions differ" if len(positions) > 1 else ""))
-    expected = reference_argmax(seen, case.dim, case.keepdim)
-    blame = [t for indices, members in groups if not np.array_equal(indices, expected) for t in members]
-    shown = (odd or blame or groups[-1][1])[0]
-    target = observations.targets[shown]
-    saw = next(indices for indices, members in groups if shown in members)
+    shown = wrong_side[0]
+    shown_indices = other if shown in members else base
     return Finding(
         check=NAME, kind=kind, message=message, case=case.id, count=len(positions),
-        targets=[t for _, members in groups for t in members],
-        positions=[list(p) for p in positions[:10]],
-        evidence={"groups": [{"targets": m, "index": p} for p, (_, m) in zip(picks, groups)],
-                  "odd_one_out": odd, "blame": blame, "values": excerpt(row, picks), "dtype": dtype,
-                  "causes": sorted(kinds)},
-        reproducer=reproducer(case, target, positions, observations.bundle_path,
-                              saw=answers_at(saw, case, positions)),
+        targets=[*base_members, *members], positions=[list(p) for p in positions[:10]],
+        evidence={"groups": [{"targets": base_members, "index": picks[0]},
+                             {"targets": members, "index": picks[1]}],
+                  "odd_one_out": odd, "blame": wrong_side, "values": excerpt(row, picks),
+                  "dtype": dtype, "causes": sorted(kinds)},
+        reproducer=reproducer(case, observations.targets[shown], positions,
+                              observations.bundle_path, saw=answers_at(shown_indices, case, positions)),
     )
 
 
@@ -94,12 +100,3 @@ def _cause(row, picks):
     if all(0 <= p < len(row) for p in picks) and maximizers(row, 0)[picks].all():
         return "tie_break"
     return "wrong_index"
-
-
-def _odd_ones_out(groups):
-    """Name the targets outside the majority when three or more targets agree."""
-    majority = groups[0][1]
-    rest = [t for _, members in groups[1:] for t in members]
-    if len(majority) >= 3 and len(majority) > len(rest):
-        return rest
-    return []

@@ -92,10 +92,15 @@ def one_line_error(result):
     return lines[0]
 
 
+def blamed(finding):
+    """Return the targets `finding` (a results.json dict) holds at fault."""
+    return finding["evidence"].get("blame") or finding["targets"]
+
+
 def findings_of(document, target=None, kind=None):
-    """Return the findings in results `document` that name `target` and are of `kind`."""
+    """Return the findings in results `document` that blame `target` and are of `kind`."""
     return [f for f in document["findings"]
-            if (target is None or target in f["targets"]) and (kind is None or f["kind"] == kind)]
+            if (target is None or target in blamed(f)) and (kind is None or f["kind"] == kind)]
 
 
 def observed_cases(document, target):
@@ -110,7 +115,7 @@ def helpers():
     class Helpers:
         pass
 
-    for fn in (impl_spec, impl_target, one_line_error, findings_of, observed_cases):
+    for fn in (blamed, impl_spec, impl_target, one_line_error, findings_of, observed_cases):
         setattr(Helpers, fn.__name__, staticmethod(fn))
     Helpers.SMALL = SMALL
     Helpers.IMPLS = IMPLS

@@ -18,10 +18,12 @@ FORMATS = {
 
 
 def _round_to_bfloat16(values):
-    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    values = np.asarray(values, dtype=np.float32)
+    bits = values.reshape(-1).view(np.uint32).astype(np.uint64)
     rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-    out = rounded.astype(np.uint32).view(np.float32).reshape(np.shape(values))
-    return np.where(np.isnan(values), np.float32("nan"), out)
+    quiet_nan = (bits & 0xFFFF0000) | 0x00400000  # NaN keeps its sign and top payload bits
+    rounded = np.where(np.isnan(values.reshape(-1)), quiet_nan, rounded)
+    return rounded.astype(np.uint32).view(np.float32).reshape(values.shape)
 
 
 def seen_values(source, dtype):

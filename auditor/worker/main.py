@@ -45,7 +45,7 @@ def load_function(module_or_file, function):
         try:
             module = importlib.import_module(module_or_file)
         except ModuleNotFoundError as exc:
-            if exc.name and module_or_file.startswith(exc.name):
+            if exc.name == module_or_file or module_or_file.startswith(f"{exc.name}."):
                 raise LookupError(f"module {module_or_file} not found") from None
             raise
     fn = getattr(module, function, None)
