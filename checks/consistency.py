@@ -95,6 +95,8 @@ def _finding(observations, case, dtype, seen, baseline, group, expected, total):
 
 
 def _cause(row, picks):
+    if not all(0 <= p < len(row) for p in picks):
+        return "wrong_index"
     if np.isnan(row).any():
         return "nan_policy"
     if all(0 <= p < len(row) for p in picks) and maximizers(row, 0)[picks].all():

@@ -9,7 +9,7 @@ import numpy as np
 
 from auditor.explain import answers_at, disputed_positions, excerpt, fmt, in_spacings
 from auditor.model import LOW_PRECISION, Finding
-from auditor.oracle import maximizers
+from auditor.oracle import reference_argmax
 from auditor.reproduce import reproducer
 
 NAME = "precision"
@@ -53,10 +53,8 @@ def flips(case, low_dtype, low_indices, wide_indices):
     for position in disputed_positions(low_indices != wide_indices):
         lo, hi = int(low_indices[position]), int(wide_indices[position])
         wide_row, low_row = case.row(wide_seen, position), case.row(low_seen, position)
-        if not (0 <= lo < len(low_row) and maximizers(wide_row, 0)[hi]):
-            continue  # a wrong answer, not drift: the reference check reports it
-        if not maximizers(low_row, 0)[lo]:
-            continue
+        if lo != int(reference_argmax(low_row)) or hi != int(reference_argmax(wide_row)):
+            continue  # an answer off the rule in its own dtype: the reference check reports it
         explained = bool(low_row[lo] == low_row[hi] or (np.isnan(low_row[lo]) and np.isnan(low_row[hi])))
         found.append((position, lo, hi, explained))
     return found

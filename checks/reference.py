@@ -103,7 +103,8 @@ def _hint(row, got, want, dtype):
     if abs(float(row[want])) < tiny and abs(float(row[got])) < tiny:
         return "; both values are subnormal, as if subnormals were flushed to zero (FTZ/DAZ)"
     for low in LOW_PRECISION:
-        if dtype not in LOW_PRECISION and np.ptp(seen_values(row[[got, want]], low)) == 0:
+        rounded = seen_values(row[[got, want]], low)
+        if dtype not in LOW_PRECISION and rounded[0] == rounded[1]:
             return f"; {low} rounds both to the same number, as if the kernel computed in {low}"
     return ""
 

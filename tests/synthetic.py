@@ -106,7 +106,7 @@ def error(kind, message="boom", runs=((0, 0),)):
     return Outcome([list(r) for r in runs], error={"type": kind, "message": message, "where": ""})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def quick_suite():
     """Return the built-in quick suite (built once; treat it as read-only)."""
     return tuple(build_suite("quick"))
@@ -201,6 +201,7 @@ def int32_indices(x, dim=None, keepdim=False):
 
 
 def keepdim_ignored(x, dim=None, keepdim=False):
+    """Fault: keepdim is not passed on."""
     return np.argmax(x, axis=dim)
 
 
@@ -277,3 +278,26 @@ def ties_without_nan(case, dtype="float32"):
     axis = case.axis
     rows = seen.reshape(1, -1) if axis is None else np.moveaxis(seen, axis, -1).reshape(-1, seen.shape[axis])
     return any(maximizers(r, 0).sum() > 1 and not np.isnan(r).any() for r in rows)
+
+
+def assert_explains(finding, check, kind, target_id, positions=True):
+    """Assert `finding` is a self-explaining `check`/`kind` finding that names `target_id`."""
+    assert (finding.check, finding.kind) == (check, kind), finding
+    assert target_id in finding.targets, finding.targets
+    assert finding.case and finding.message and finding.evidence
+    assert finding.count >= 1
+    if positions:
+        assert finding.positions, finding
+        assert len(finding.positions) <= 10
+    compile(finding.reproducer, f"<reproducer of {finding.case}>", "exec")
+
+
+def rows(case, dtype="float32"):
+    """Return the 1-d rows `case` reduces, as a target of `dtype` sees them (none if it must raise)."""
+    seen = case.seen(dtype)
+    if case.must_raise or seen.ndim == 0:
+        return []
+    if case.dim is None:
+        return [seen.reshape(-1)]
+    moved = np.moveaxis(seen, case.axis, -1)
+    return list(moved.reshape(-1, moved.shape[-1]))
