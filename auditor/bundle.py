@@ -102,6 +102,7 @@ def encode(observations, findings, metadata, environment, summary):
                    "must_raise": c.must_raise, "array": f"case/{c.id}"}
                   for c in observations.cases.values()],
         "observations": records,
+        "startup_errors": observations.startup_errors,
         "findings": _clean([f.to_json() for f in findings]),
         "summary": _clean(summary),
     }
@@ -163,6 +164,7 @@ def _decode(document, arrays, path):
     for t in document["targets"]:
         target = Target(**{k: v for k, v in t.items() if k != "id"})
         observations.targets[target.id] = target
+    observations.startup_errors.update(document.get("startup_errors", {}))
     for record in document["observations"]:
         outcomes = [Outcome(e["runs"], error=e["error"]) if "error" in e else
                     Outcome(e["runs"], arrays[e["indices"]], e["dtype"], e.get("type"))

@@ -129,6 +129,11 @@ class Target:
         return {"id": self.id, **dataclasses.asdict(self)}
 
 
+#: Error types that say the run itself broke (the process died or hung, the input could not be
+#: built), as opposed to the target raising an exception.
+CRASHES = ("ProcessDied", "Timeout", "WorkerError", "SetupError")
+
+
 @dataclass
 class Outcome:
     """One distinct result of a target on a case and the runs (process, repeat) that gave it."""
@@ -140,17 +145,31 @@ class Outcome:
     error: dict | None = None
 
     @property
+    def kind(self):
+        """Return 'indices', 'raised', 'bad_return' (garbage came back), 'mutated' (a note that
+        the input was changed in place) or 'crashed' (the process died or hung)."""
+        if self.error is None:
+            return "indices"
+        return {"BadReturn": "bad_return", "MutatedInput": "mutated"}.get(
+            self.error["type"], "crashed" if self.error["type"] in CRASHES else "raised")
+
+    @property
     def failed(self):
         return self.error is not None
 
     @property
     def crashed(self):
-        """True when the process died or hung, as opposed to the call raising."""
-        return self.failed and self.error.get("type") in ("ProcessDied", "Timeout", "WorkerError")
+        return self.kind == "crashed"
+
+    @property
+    def is_answer(self):
+        """True for what a call gave back: indices, an exception, or garbage."""
+        return self.kind in ("indices", "raised", "bad_return")
 
     def same_result(self, other):
+        """Equal indices (and dtype), or errors of the same type (messages may hold addresses)."""
         if self.failed or other.failed:
-            return self.failed and other.failed and self.error == other.error
+            return self.failed and other.failed and self.error["type"] == other.error["type"]
         return (self.dtype == other.dtype and self.indices.shape == other.indices.shape
                 and np.array_equal(self.indices, other.indices))
 
@@ -186,6 +205,7 @@ class Observations:
     targets: dict = field(default_factory=dict)
     outcomes: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    startup_errors: dict = field(default_factory=dict)  # framework -> why its worker never started
     bundle_path: str = "audit-results"
 
     def add(self, target_id, case_id, outcomes):
@@ -212,6 +232,6 @@ class Observations:
         return grouped
 
     def modal(self, target_id, case_id):
-        """Return the outcome most runs of `target_id` gave on `case_id`, or None."""
-        outcomes = self.outcomes.get((target_id, case_id))
-        return max(outcomes, key=lambda o: len(o.runs)) if outcomes else None
+        """Return the answer most runs of `target_id` gave on `case_id`, or None."""
+        answers = [o for o in self.outcomes.get((target_id, case_id), ()) if o.is_answer]
+        return max(answers, key=lambda o: len(o.runs)) if answers else None

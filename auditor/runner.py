@@ -12,7 +12,7 @@ import numpy as np
 from .errors import AuditFailed, UserError
 from .model import Outcome, Target
 from .worker.protocol import read_array
-from .workers import WorkerGone, WorkerProcess
+from .workers import WorkerGone, WorkerProcess, cases_message
 
 INSTALL_HINT = {
     "numpy": "pip install numpy",
@@ -91,6 +91,28 @@ class Runner:
         self.targets = {}
         self.stopping = threading.Event()
         self.live = set()  # worker processes running now, killed on interrupt
+        self.hung = set()  # targets that hung once: not started again in other processes
+        self._cases_message = None
+
+    def spawn(self, framework):
+        """Start a worker for `framework` and track it, so an interrupt can stop it."""
+        with self.lock:
+            if self.stopping.is_set():
+                raise WorkerGone("WorkerError", "the run was interrupted")
+            worker = WorkerProcess(framework)
+            self.live.add(worker)
+            return worker
+
+    def forget(self, worker):
+        with self.lock:
+            self.live.discard(worker)
+
+    def cases_message(self):
+        """Return the (header, payload) that sends every case to a worker, built once."""
+        with self.lock:
+            if self._cases_message is None:
+                self._cases_message = cases_message(self.plan.cases)
+            return self._cases_message
 
     # -- phase 1: start one worker per framework, learn its devices, load implementations
     def start(self):
@@ -105,7 +127,7 @@ class Runner:
                     problems.append(exc)
                     continue
                 if error:
-                    self.record.unavailable[fw] = error
+                    self.observations.startup_errors[fw] = error
                     continue
                 first[fw] = worker
                 self.record.frameworks[fw] = info
@@ -120,27 +142,32 @@ class Runner:
             _close_all(first)
             if self.record.skipped:
                 raise UserError("nothing to audit: " + "; ".join(self.record.skipped))
-            reasons = "; ".join(f"{fw}: {why}" for fw, why in self.record.unavailable.items())
+            reasons = "; ".join(f"{fw}: {why}" for fw, why in {
+                **self.record.unavailable, **self.observations.startup_errors}.items())
             raise AuditFailed("no target could run" + (f" ({reasons})" if reasons else ""))
         return first
 
     def _describe(self, framework):
-        worker = WorkerProcess(framework)
+        worker = self.spawn(framework)
+        timeout = self.plan.startup_timeout
         try:
-            info = {"worker": worker.hello(self.plan.startup_timeout)}
-            info.update(worker.request({"op": "describe"}, self.plan.startup_timeout))
-            info.pop("ok", None), info.pop("op", None)
-            impls = [impl for impl in self.plan.impls if impl.framework == framework]
-            if impls:
-                reply = worker.request({"op": "impls", "impls": [
-                    {"name": i.name, "module": i.module, "function": i.function} for i in impls]},
-                    self.plan.startup_timeout)
-                for name, message in reply["errors"].items():
-                    worker.kill()
-                    raise UserError(f"--impl {framework}:{name}: {message}")
+            hello = worker.hello(timeout)
+            info = worker.request({"op": "describe"}, timeout=timeout)
         except (WorkerGone, RuntimeError) as exc:
             worker.kill()
             return None, None, f"could not start: {exc}"
+        info = {k: v for k, v in info.items() if k not in ("ok", "op")}
+        info["worker"] = hello
+        impls = [impl for impl in self.plan.impls if impl.framework == framework]
+        try:
+            errors = start_worker_impls(worker, impls, timeout)
+        except (WorkerGone, RuntimeError) as exc:
+            worker.kill()
+            names = ", ".join(f"{framework}:{i.name}" for i in impls)
+            raise UserError(f"--impl {names}: loading it broke the worker ({exc})") from None
+        for name, message in errors.items():
+            worker.kill()
+            raise UserError(f"--impl {framework}:{name}: {message}")
         return worker, info, None
 
     def _make_targets(self):
@@ -181,15 +208,17 @@ class Runner:
             first.pop(fw).close()
         jobs = [(fw, p) for fw in self.record.frameworks if fw in used
                 for p in range(self.plan.processes)]
-        self.live.update(first.values())
         pool = concurrent.futures.ThreadPoolExecutor(max(1, self.plan.jobs))
         try:
-            futures = [pool.submit(self._run_process, fw, p, first.pop(fw) if p == 0 else None)
-                       for fw, p in jobs]
-            for future in concurrent.futures.as_completed(futures):
-                future.result()
+            running = {pool.submit(self._run_process, fw, p, first.pop(fw) if p == 0 else None)
+                       for fw, p in jobs}
+            while running:
+                done, running = concurrent.futures.wait(
+                    running, timeout=1.0, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    future.result()
                 with self.lock:
-                    self.checkpoint()
+                    self.checkpoint()  # it saves at most every few seconds
         except BaseException:
             self.stopping.set()
             with self.lock:
@@ -242,17 +271,13 @@ class _Session:
         if self.runner.stopping.is_set():
             raise WorkerGone("WorkerError", "the run was interrupted")
         if self.worker is None or self.worker.process.poll() is not None:
-            self.worker = WorkerProcess(self.framework)
-            with self.runner.lock:
-                self.runner.live.add(self.worker)
-            self.worker.hello(self.plan.startup_timeout)
-            if self.impls:
-                self.worker.request({"op": "impls", "impls": [
-                    {"name": i.name, "module": i.module, "function": i.function} for i in self.impls]},
-                    self.plan.startup_timeout)
+            self.worker = self.runner.spawn(self.framework)
+            errors = start_worker(self.worker, self.impls, self.plan.startup_timeout)
+            if errors:
+                raise WorkerGone("WorkerError", "; ".join(errors.values()))
             self.cases_sent = False
         if not self.cases_sent:
-            self.worker.send_cases(self.plan.cases, self.plan.startup_timeout)
+            self.worker.request(*self.runner.cases_message(), timeout=self.plan.startup_timeout)
             self.cases_sent = True
         return self.worker
 
@@ -260,66 +285,105 @@ class _Session:
         pending = [c.id for c in self.plan.cases]
         deaths = 0
         while pending:
+            if target.id in self.runner.hung:
+                self._skip(target, process, pending, "after it hung in another process")
+                return
             try:
                 worker = self._ensure()
                 worker.send({"op": "run", "repeats": self.plan.repeats, "cases": pending,
                              "target": {"device": target.device, "dtype": target.dtype,
                                         "impl": target.impl}})
-                while pending:
+                while pending and not self.runner.stopping.is_set():
                     self._receive_result(worker, target, process, pending)
+                if pending:
+                    return
                 worker.receive(self.plan.timeout)  # the closing reply
-            except (WorkerGone, RuntimeError) as exc:
+            except Exception as exc:  # death, hang, garbage on the pipe: the target's crash
                 if self.runner.stopping.is_set():
                     return  # the user interrupted the run: this is not the target's fault
-                kind = getattr(exc, "kind", "WorkerError")
+                kind = exc.kind if isinstance(exc, WorkerGone) else "WorkerError"
+                message = str(exc) if isinstance(exc, WorkerGone) else f"{type(exc).__name__}: {exc}"
                 self._discard()
                 deaths += 1
                 if pending:
-                    case_id = pending.pop(0)
-                    error = {"type": kind, "message": str(exc), "where": ""}
-                    self.runner.record_outcomes(target, case_id, [Outcome([[process, None]], error=error)])
-                if deaths >= MAX_DEATHS and pending:
-                    self.runner.record.skipped.append(
-                        f"{target.id} (process {process}): {len(pending)} cases skipped after "
-                        f"{deaths} crashes or hangs")
-                    for case_id in pending:
-                        self.runner.progress(target, case_id)
+                    error = {"type": kind, "message": message, "where": ""}
+                    self.runner.record_outcomes(target, pending.pop(0),
+                                                [Outcome([[process, None]], error=error)])
+                if kind == "Timeout":
+                    self.runner.hung.add(target.id)
+                    self._skip(target, process, pending, f"after it hung for {self.plan.timeout:g} s")
+                    return
+                if deaths >= MAX_DEATHS:
+                    self._skip(target, process, pending, f"after {deaths} crashes")
                     return
 
+    def _skip(self, target, process, pending, why):
+        if pending:
+            self.runner.record.skipped.append(
+                f"{target.id} (process {process}): {len(pending)} cases skipped {why}")
+        for case_id in pending:
+            self.runner.progress(target, case_id)
+        pending.clear()
+
     def _receive_result(self, worker, target, process, pending):
-        header, payload = worker.receive(self.plan.timeout * (self.plan.repeats + 1))
+        while True:
+            header, payload = worker.receive(self.plan.timeout)
+            if header.get("op") != "tick":
+                break
         if header.get("op") == "reply":  # the run itself failed before its cases
             raise RuntimeError(header.get("error", {}).get("message", "run failed"))
-        case_id = pending.pop(0)
-        if header.get("case") != case_id:
-            raise WorkerGone("WorkerError", f"expected case {case_id}, got {header.get('case')}")
-        if "setup_error" in header:
-            error = dict(header["setup_error"], type="SetupError",
-                         message=f"{header['setup_error']['type']}: {header['setup_error']['message']}")
-            self.runner.record_outcomes(target, case_id, [Outcome([[process, None]], error=error)])
-            return
-        outcomes = []
-        for item in header["outcomes"]:
-            runs = [[process, r] for r in item["repeats"]]
-            if "error" in item:
-                outcomes.append(Outcome(runs, error=item["error"]))
-            else:
-                indices = np.array(read_array(payload, item["indices"]), dtype=np.int64)
-                outcomes.append(Outcome(runs, indices=indices, dtype=item["dtype"], type=item["type"]))
-        self.runner.record_outcomes(target, case_id, outcomes, header)
+        if header.get("case") != pending[0]:
+            raise WorkerGone("WorkerError", f"expected case {pending[0]}, got {header.get('case')}")
+        outcomes = _outcomes(header, payload, process)
+        self.runner.record_outcomes(target, pending.pop(0), outcomes,
+                                    None if "setup_error" in header else header)
 
     def _discard(self):
         if self.worker is not None:
             self.worker.kill()
-            with self.runner.lock:
-                self.runner.live.discard(self.worker)
+            self.runner.forget(self.worker)
         self.worker = None
 
     def close(self):
         if self.worker is not None:
             self.worker.close()
-            with self.runner.lock:
-                self.runner.live.discard(self.worker)
+            self.runner.forget(self.worker)
+
+
+def _outcomes(header, payload, process):
+    """Return the Outcomes a result message reports for one case in `process`."""
+    if "setup_error" in header:
+        cause = header["setup_error"]
+        error = dict(cause, type="SetupError", message=f"{cause['type']}: {cause['message']}")
+        return [Outcome([[process, None]], error=error)]
+    outcomes = []
+    for item in header["outcomes"]:
+        runs = [[process, r] for r in item["repeats"]]
+        if "error" in item:
+            outcomes.append(Outcome(runs, error=item["error"]))
+        else:
+            indices = np.array(read_array(payload, item["indices"]), dtype=np.int64)
+            outcomes.append(Outcome(runs, indices=indices, dtype=item["dtype"], type=item["type"]))
+    if header.get("mutated"):
+        outcomes.append(Outcome([[process, None]], error={
+            "type": "MutatedInput", "where": "",
+            "message": "changed its input in place (the values after the calls differ from before)"}))
+    return outcomes
+
+
+def start_worker(worker, impls, timeout):
+    """Greet `worker` and load `impls` into it; return {impl name: error} for those that failed."""
+    worker.hello(timeout)
+    return start_worker_impls(worker, impls, timeout)
+
+
+def start_worker_impls(worker, impls, timeout):
+    """Load `impls` into `worker`; return {impl name: error} for those that failed to load."""
+    if not impls:
+        return {}
+    reply = worker.request({"op": "impls", "impls": [
+        {"name": i.name, "module": i.module, "function": i.function} for i in impls]}, timeout=timeout)
+    return reply["errors"]
 
 
 def _close_all(workers):

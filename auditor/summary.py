@@ -42,8 +42,8 @@ def target_rows(observations, findings):
         for case, outcomes in observations.of_target(target_id):
             cases += 1
             calls += sum(len(o.runs) for o in outcomes)
-            answer = max(outcomes, key=lambda o: len(o.runs))
-            if answer.failed or case.must_raise or tuple(answer.indices.shape) != case.output_shape:
+            answer = observations.modal(target_id, case.id)
+            if answer is None or answer.failed or case.must_raise or tuple(answer.indices.shape) != case.output_shape:
                 continue
             seen = case.seen(target.dtype)
             ties.append(tie_policy(case, seen, answer.indices))

@@ -67,7 +67,7 @@ class WorkerProcess:
             raise self._gone("ProcessDied")
         return header, payload
 
-    def request(self, header, timeout, payload=b""):
+    def request(self, header, payload=b"", timeout=60.0):
         """Send `header` and return the reply; raise WorkerGone, or RuntimeError if it failed."""
         self.send(header, payload)
         reply, _ = self.receive(timeout)
@@ -78,17 +78,12 @@ class WorkerProcess:
 
     def hello(self, timeout):
         reply = self.request({"op": "hello", "framework": self.framework,
-                              "protocol": PROTOCOL_VERSION}, timeout)
+                              "protocol": PROTOCOL_VERSION}, timeout=timeout)
         if reply.get("protocol") != PROTOCOL_VERSION:
             raise WorkerGone("WorkerError", f"worker speaks protocol {reply.get('protocol')}, "
                                             f"this driver {PROTOCOL_VERSION}")
         return reply
 
-    def send_cases(self, cases, timeout):
-        writer = PayloadWriter()
-        header = [{"id": c.id, "dim": c.dim, "keepdim": c.keepdim, "layout": c.layout,
-                   "array": writer.add(c.values)} for c in cases]
-        return self.request({"op": "cases", "cases": header}, timeout, writer.payload())
 
     def stderr_tail(self, limit=2000):
         self.stderr.seek(0, os.SEEK_END)
@@ -106,6 +101,11 @@ class WorkerProcess:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout, self.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
 
     def close(self):
         if self.process.poll() is None:
@@ -116,6 +116,14 @@ class WorkerProcess:
             except (OSError, subprocess.TimeoutExpired):
                 self.kill()
         self.stderr.close()
+
+
+def cases_message(cases):
+    """Return the (header, payload) of the message that hands `cases` to a worker."""
+    writer = PayloadWriter()
+    header = [{"id": c.id, "dim": c.dim, "keepdim": c.keepdim, "layout": c.layout,
+               "array": writer.add(c.values)} for c in cases]
+    return {"op": "cases", "cases": header}, writer.payload()
 
 
 def _signal_name(number):

@@ -7,9 +7,10 @@ NAME = "api"
 
 def problems(case, target, outcome):
     """Yield (problem key, sentence) for what `outcome` gets wrong about argmax's contract."""
+    if outcome.kind in ("bad_return", "mutated"):
+        yield outcome.kind.replace("_", "-"), outcome.error["message"]
+        return
     if outcome.failed:
-        if outcome.error["type"] == "BadReturn":
-            yield "bad-return", f"{outcome.error['message']}"
         return
     if case.must_raise:
         yield "no-raise", (f"returned indices of shape {tuple(outcome.indices.shape)} for an empty "
@@ -43,6 +44,6 @@ def check(observations, options):
                       "expected_shape": list(case.output_shape)},
             reproducer=reproducer(case, observations.targets[target_id],
                                   bundle_path=observations.bundle_path,
-                                  show="call" if problem == "bad-return" else "api"),
+                                  show="api" if problem in ("dtype", "shape", "no-raise") else "call"),
         ))
     return findings

@@ -27,7 +27,7 @@ def check(observations, options):
         by_dtype = {}
         for target_id in per_target:
             answer = observations.modal(target_id, case_id)
-            if answer.failed or tuple(answer.indices.shape) != case.output_shape:
+            if answer is None or answer.failed or tuple(answer.indices.shape) != case.output_shape:
                 continue
             dtype = observations.targets[target_id].dtype
             by_dtype.setdefault(dtype, []).append((target_id, answer.indices))

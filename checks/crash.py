@@ -3,8 +3,6 @@ from auditor.model import Finding
 from auditor.reproduce import reproducer
 
 NAME = "crash"
-#: Errors that say the result was garbage, which the api check reports instead.
-NOT_CRASHES = ("BadReturn",)
 
 
 def check(observations, options):
@@ -13,13 +11,19 @@ def check(observations, options):
     for (target_id, case_id), outcomes in observations.outcomes.items():
         case = observations.cases[case_id]
         for outcome in outcomes:
-            if not outcome.failed or outcome.error["type"] in NOT_CRASHES:
-                continue
+            if outcome.kind not in ("crashed", "raised"):
+                continue  # answers, garbage and in-place changes are other checks' to report
             if case.must_raise and not outcome.crashed:
                 continue  # raising is what argmax must do here
             key = (target_id, outcome.error["type"], outcome.error["message"][:200])
             groups.setdefault(key, []).append((case, outcome))
-    return [_finding(observations, key, hits) for key, hits in groups.items()]
+    findings = [_finding(observations, key, hits) for key, hits in groups.items()]
+    for framework, why in observations.startup_errors.items():
+        findings.append(Finding(
+            check=NAME, kind="crash", targets=[framework], count=1,
+            message=f"{framework} is installed but its worker could not start: {why}",
+            evidence={"error": why}))
+    return findings
 
 
 def _finding(observations, key, hits):

@@ -9,7 +9,7 @@ NAME = "determinism"
 
 
 def _answers(outcomes):
-    return [o for o in outcomes if not o.crashed]
+    return [o for o in outcomes if o.is_answer]
 
 
 def _describe_runs(outcome):

@@ -12,7 +12,7 @@ from auditor.model import Finding, Observations, Outcome, Target
 from auditor.oracle import reference_argmax
 from auditor.summary import summarize
 
-TOP_LEVEL = {"write_id", "format_version", "metadata", "environment", "targets", "cases", "observations",
+TOP_LEVEL = {"write_id", "startup_errors", "format_version", "metadata", "environment", "targets", "cases", "observations",
              "findings", "summary"}
 CASES = ["ties-short", "nan-rows", "dims-none-keep", "scalar", "empty", "empty-batch"]
 GOOD = Target("numpy", "cpu", "float32")

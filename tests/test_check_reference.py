@@ -177,7 +177,7 @@ def test_tie_break_is_found_for_every_dim_keepdim_and_layout(dim, keepdim, layou
     assert f"returned {findings[0].evidence['returned']} " in findings[0].message
 
 
-def test_only_the_first_distinct_answer_is_judged():
+def test_every_distinct_answer_is_judged():
     calls = iter(range(100))
 
     def flaky(x, dim=None, keepdim=False):  # correct, then last-tie, alternately
@@ -185,7 +185,7 @@ def test_only_the_first_distinct_answer_is_judged():
         return fn(x, dim=dim, keepdim=keepdim)
 
     _, _, findings = _judge("flaky", flaky, [suite_case("ties-short")])
-    assert findings == []
+    assert [f.kind for f in findings] == ["tie_break"]  # wrong only sometimes is still wrong
 
 
 @pytest.mark.parametrize("row, kind", [

@@ -270,7 +270,7 @@ def test_segfault_is_a_crash_and_the_target_is_given_up_after_three_deaths(audit
     assert "signal 11" in crash["message"] or "SIGSEGV" in crash["message"]
     assert len(crash["evidence"]["cases"]) == MAX_DEATHS == 3
     assert document["metadata"]["skipped"] == [
-        f"{target} (process 0): {len(cases) - MAX_DEATHS} cases skipped after 3 crashes or hangs"]
+        f"{target} (process 0): {len(cases) - MAX_DEATHS} cases skipped after 3 crashes"]
     assert f"skipped: {target}" in result.out
     # the targets before and after it ran every case
     for other in (BUILTIN, helpers.impl_target("good.py")):
@@ -355,3 +355,43 @@ def test_start_refuses_an_impl_that_cannot_load(helpers):
                  impls=[Impl("numpy", os.path.join(helpers.IMPLS, "bad_signature.py"), "argmax")])
     with pytest.raises(UserError, match="cannot be called as fn"):
         Runner(plan, Observations(cases={c.id: c for c in cases})).start()
+
+
+# -- implementations that misbehave outside the call ---------------------------------------------
+
+
+@pytest.mark.slow
+def test_hang_skips_the_rest_of_that_target_everywhere(audit, helpers):
+    cases = ["ties-short", "scalar", "dims-0"]
+    result = audit(*helpers.SMALL, "--repeats", "1", "--timeout", "1", "--processes", "2",
+                   "--cases", ",".join(cases), "--impl", helpers.impl_spec("hangs.py"))
+    document = result.results
+    target = helpers.impl_target("hangs.py")
+    skipped = [s for s in document["metadata"]["skipped"] if s.startswith(target)]
+    assert skipped and all("hung" in s for s in skipped)
+    (crash,) = helpers.findings_of(document, target, "crash")
+    assert "no answer within 1 s" in crash["message"]  # the deadline is per call
+    assert _complete(document, BUILTIN, cases)
+
+
+@pytest.mark.slow
+def test_an_implementation_that_changes_its_input_is_caught_and_others_are_unharmed(audit, helpers):
+    pytest.importorskip("torch")
+    result = audit("run", "-q", "--framework", "torch", "--dtype", "float32,float16",
+                   "--repeats", "2", "--processes", "1", "--cases", "nan-rows",
+                   "--impl", helpers.impl_spec("mutates.py", framework="torch"))
+    document = result.results
+    target = helpers.impl_target("mutates.py", framework="torch")
+    kinds = {f["kind"] for f in document["findings"] if target in f["targets"]}
+    assert "api_mismatch" in kinds
+    assert any("in place" in f["message"] for f in document["findings"] if target in f["targets"])
+    for stock in ("torch/cpu/float32", "torch/cpu/float16"):
+        assert _row(document, stock)["findings"] == {}, stock
+
+
+@pytest.mark.slow
+def test_an_implementation_that_kills_its_import_is_a_usage_error(audit, helpers):
+    result = audit(*helpers.SMALL, "--cases", "scalar", "--impl", helpers.impl_spec("dies_on_import.py"))
+    assert result.code == 2
+    assert result.err.startswith("audit: error: --impl") and "status 7" in result.err
+    assert len(result.err.strip().splitlines()) == 1

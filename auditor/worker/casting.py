@@ -19,11 +19,12 @@ FORMATS = {
 
 def _round_to_bfloat16(values):
     values = np.asarray(values, dtype=np.float32)
-    bits = values.reshape(-1).view(np.uint32).astype(np.uint64)
-    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-    quiet_nan = (bits & 0xFFFF0000) | 0x00400000  # NaN keeps its sign and top payload bits
+    bits = values.reshape(-1).view(np.uint32)
+    # Round to nearest even on the upper 16 bits; uint32 wraps only for NaN, handled below.
+    rounded = (bits + np.uint32(0x7FFF) + ((bits >> 16) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    quiet_nan = (bits & np.uint32(0xFFFF0000)) | np.uint32(0x00400000)  # keeps sign and payload top
     rounded = np.where(np.isnan(values.reshape(-1)), quiet_nan, rounded)
-    return rounded.astype(np.uint32).view(np.float32).reshape(values.shape)
+    return rounded.view(np.float32).reshape(values.shape)
 
 
 def seen_values(source, dtype):

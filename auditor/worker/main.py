@@ -105,22 +105,25 @@ class Worker:
     def _run_case(self, target, fn, case_id, repeats):
         case, source = self.cases[case_id]
         started = time.perf_counter()
+        seen = seen_values(source, target["dtype"])
         try:
-            x = self.adapter.to_native(seen_values(source, target["dtype"]), target["dtype"],
-                                       target["device"], case["layout"])
+            x = self.adapter.to_native(seen, target["dtype"], target["device"], case["layout"])
         except Exception as exc:
             write_message(self.out, {"op": "result", "case": case_id, "setup_error": _error(exc)})
             return
         prepare_s = time.perf_counter() - started
         outcomes, keys, seconds, writer = [], [], [], PayloadWriter()
         for repeat in range(repeats):
+            write_message(self.out, {"op": "tick"})  # the driver's per-call deadline starts now
             outcome, elapsed = self._call(fn, x, case, target["device"])
             seconds.append(elapsed)
             _add(outcomes, keys, outcome, repeat, writer)
-        write_message(self.out, {"op": "result", "case": case_id, "outcomes": outcomes,
-                                 "seconds": seconds, "prepare_s": prepare_s,
-                                 "harness_s": time.perf_counter() - started - sum(seconds)},
-                      writer.payload())
+        result = {"op": "result", "case": case_id, "outcomes": outcomes, "seconds": seconds,
+                  "prepare_s": prepare_s}
+        if target.get("impl") and _mutated(self.adapter, x, seen):
+            result["mutated"] = True
+        result["harness_s"] = time.perf_counter() - started - sum(seconds)
+        write_message(self.out, result, writer.payload())
 
     def _call(self, fn, x, case, device):
         started = time.perf_counter()
@@ -132,10 +135,21 @@ class Worker:
         elapsed = time.perf_counter() - started
         try:
             indices, dtype = self.adapter.to_numpy(result)
-        except TypeError as exc:
-            return {"error": {"type": "BadReturn", "message": str(exc), "where": ""}}, elapsed
+        except Exception as exc:  # whatever came back could not be read as indices
+            message = str(exc) if isinstance(exc, TypeError) else (
+                f"returned {type(result).__name__} that cannot be read as indices "
+                f"({type(exc).__name__}: {exc})")
+            return {"error": {"type": "BadReturn", "message": message[:MAX_MESSAGE], "where": ""}}, elapsed
         return {"indices": indices, "dtype": dtype, "type": type(result).__name__}, elapsed
 
+
+def _mutated(adapter, x, seen):
+    """Return True when a user's implementation changed its input `x` in place."""
+    try:
+        now = adapter.to_host(x)
+    except Exception:
+        return False
+    return now is not None and not np.array_equal(now, seen.astype(np.float64), equal_nan=True)
 
 
 def _add(outcomes, keys, outcome, repeat, writer):

@@ -13,8 +13,6 @@ ADAPTERS = {
     "jax": "jax_backend",
 }
 
-LAYOUTS = ("contiguous", "transposed", "strided", "broadcast")
-
 
 def load(framework):
     """Import and return the adapter for `framework` (imports the framework itself)."""
@@ -30,7 +28,7 @@ def layout_base(seen, layout):
     `broadcast`: the first entry along axis 0, viewed through a broadcast to `seen.shape`.
     """
     if layout == "contiguous" or seen.ndim == 0:
-        return np.asarray(seen, order="C")
+        return np.array(seen, order="C")  # a private copy: an input mutated in place stays local
     if layout == "transposed":
         return np.ascontiguousarray(seen.T)
     if layout == "strided":
@@ -40,6 +38,11 @@ def layout_base(seen, layout):
     if layout == "broadcast":
         return np.ascontiguousarray(seen[:1])
     raise ValueError(f"unknown layout {layout!r}")
+
+
+def bfloat16_bits(values):
+    """Return the bfloat16 bit patterns (uint16) of float32 `values` that bfloat16 holds exactly."""
+    return (np.ascontiguousarray(values, dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16)
 
 
 def index_dtype_name(dtype):

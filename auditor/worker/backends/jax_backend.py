@@ -5,10 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import as_indices, layout_base
+from . import as_indices, bfloat16_bits, layout_base
 
-_NP_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": jnp.bfloat16,
-              "float64": np.float64}
+_NP_DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64}
 _SETTINGS_ENV = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "TF_CPP_MIN_LOG_LEVEL")
 
 
@@ -62,7 +61,11 @@ class Adapter:
 
     def to_native(self, seen, dtype, device, layout):
         # Cast in numpy (exact: `seen` holds values of `dtype`) so no convert op is compiled.
-        host = layout_base(seen, layout).astype(_NP_DTYPES[dtype])
+        host = layout_base(seen, layout)
+        if dtype == "bfloat16":
+            host = bfloat16_bits(host).view(jnp.bfloat16)
+        else:
+            host = host.astype(_NP_DTYPES[dtype], copy=False)
         base = jax.device_put(host, self.devices[device])
         if seen.ndim == 0 or layout == "contiguous":
             return base.reshape(seen.shape)
@@ -78,6 +81,9 @@ class Adapter:
     def synchronize(self, device, result):
         if hasattr(result, "block_until_ready"):
             result.block_until_ready()
+
+    def to_host(self, x):
+        return None  # jax arrays are immutable: nothing to check
 
     def to_numpy(self, result):
         if not isinstance(result, jax.Array):

@@ -4,7 +4,7 @@ import platform
 
 import numpy as np
 
-from . import as_indices, layout_base
+from . import as_indices, bfloat16_bits, layout_base
 
 try:
     import ml_dtypes
@@ -33,11 +33,12 @@ class Adapter:
                          if k in os.environ},
         }
 
-    def _dtype(self, dtype):
-        return ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
-
     def to_native(self, seen, dtype, device, layout):
-        base = layout_base(seen, layout).astype(self._dtype(dtype))
+        base = layout_base(seen, layout)
+        if dtype == "bfloat16":
+            base = bfloat16_bits(base).view(ml_dtypes.bfloat16)
+        else:
+            base = base.astype(dtype, copy=False)
         if seen.ndim == 0 or layout == "contiguous":
             return base.reshape(seen.shape)
         if layout == "transposed":
@@ -51,6 +52,9 @@ class Adapter:
 
     def synchronize(self, device, result):
         pass
+
+    def to_host(self, x):
+        return np.asarray(x).astype(np.float64)
 
     def to_numpy(self, result):
         if not isinstance(result, (np.ndarray, np.integer)):
