@@ -23,16 +23,23 @@ ARRAYS = "arrays.npz"
 
 
 def prepare(path):
-    """Create the bundle folder `path`, refusing to write into an unrelated non-empty folder."""
+    """Check that `path` can take a results bundle; refuse an unrelated non-empty folder.
+
+    The folder itself is made by the first write, so a run refused before it measured anything
+    leaves nothing behind.
+    """
     if os.path.exists(path) and not os.path.isdir(path):
         raise UserError(f"--out {path} is a file; give a folder for the results bundle")
     if os.path.isdir(path) and os.listdir(path) and not os.path.exists(os.path.join(path, RESULTS)):
         raise UserError(f"--out {path} is a non-empty folder that is not a results bundle; "
                         "give a new or empty folder")
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create --out {path}: {exc.strerror}") from None
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"cannot create --out {path}: {existing} is a file")
+    if not os.access(existing, os.W_OK):
+        raise UserError(f"cannot create --out {path}: {existing} is not writable")
 
 
 def _atomic(path, write):
@@ -120,6 +127,7 @@ def write(path, observations, findings=(), metadata=None, environment=None, summ
     document["write_id"] = uuid.uuid4().hex
     arrays[WRITE_ID] = np.array(document["write_id"])
     text = json.dumps(document, indent=1, default=_json_default, allow_nan=False)
+    os.makedirs(path, exist_ok=True)
     _atomic(os.path.join(path, ARRAYS), lambda handle: np.savez(handle, **arrays))
     _atomic(os.path.join(path, RESULTS), lambda handle: handle.write(text.encode()))
 

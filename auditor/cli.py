@@ -1,5 +1,6 @@
 """The `audit` command line (Click). User mistakes become one line and exit 2."""
 import os
+import signal
 import sys
 import time
 
@@ -77,6 +78,7 @@ def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats,
     progress.total *= len(runner.targets)
     environment = inventory(runner.record.frameworks, runner.record.unavailable)
     runner.checkpoint = bundle.Checkpointer(out, observations, metadata, environment)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         runner.run(first)
     except KeyboardInterrupt:
@@ -84,6 +86,8 @@ def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats,
         with runner.lock:
             runner.checkpoint(force=True)
         raise AuditError(f"interrupted; the observations made so far are kept in {out}") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     progress.close()
     findings = rules.apply(run_checks(observations, {"max_flip_rate": rules.max_flip_rate}))
     from .summary import summarize
@@ -96,6 +100,10 @@ def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats,
     click.echo(terminal.render(document, color=sys.stdout.isatty()))
     click.echo(f"results bundle: {os.path.join(out, bundle.RESULTS)}")
     sys.exit(ExitCode.FINDINGS if summary["verdict"] == "fail" else ExitCode.OK)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM stops a run like Ctrl-C: workers killed, measurements saved
 
 
 def main(argv=None):

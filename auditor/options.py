@@ -56,13 +56,20 @@ cases = click.option(
     "--cases", "case_patterns", multiple=True, metavar="PATTERN",
     help="Only cases whose id or tag matches a glob (comma list or repeated), e.g. 'ties-*,nan'. "
          "Default: the whole suite.")
-seed = click.option("--seed", type=int, default=0, show_default=True,
+seed = click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
                     help="Seed the cases are generated from.")
 repeats = click.option("--repeats", type=click.IntRange(1), default=5, show_default=True,
                        help="Calls per case and target within one process.")
 processes = click.option("--processes", type=click.IntRange(1), default=2, show_default=True,
                          help="Fresh processes per target, to catch nondeterminism between runs.")
-timeout = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0,
+def _finite(ctx, param, value):
+    if value != value:  # NaN passes FloatRange
+        raise click.BadParameter("must be a number of seconds, not nan")
+    return value
+
+
+timeout = click.option("--timeout", type=click.FloatRange(min=0, max=86400, min_open=True), default=60.0,
+                       callback=_finite,
                        show_default=True, metavar="SECONDS",
                        help="Seconds one argmax call may take before its target counts as hung.")
 jobs = click.option("--jobs", type=click.IntRange(1), default=lambda: os.cpu_count() or 2,

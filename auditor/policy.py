@@ -56,7 +56,8 @@ def _glob(name, pattern):
 def _matches(rule, finding):
     if rule["kind"] != finding.kind:
         return False
-    if "target" in rule and not any(_glob(t, rule["target"]) for t in finding.targets):
+    blamed = finding.evidence.get("blame") or finding.targets
+    if "target" in rule and not any(_glob(t, rule["target"]) for t in blamed):
         return False
     return "case" not in rule or _glob(finding.case or "", rule["case"])
 

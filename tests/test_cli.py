@@ -34,7 +34,7 @@ RUN_DEFAULTS = {
     "--dtype": "Default: all",
     "--suite": "[default: quick]",
     "--cases": "Default: the whole suite",
-    "--seed": "[default: 0]",
+    "--seed": "[default: 0",
     "--repeats": "[default: 5",
     "--processes": "[default: 2",
     "--timeout": "[default: 60.0",

@@ -9,6 +9,7 @@ import inspect
 import os
 import platform
 import sys
+import threading
 import time
 import traceback
 
@@ -176,7 +177,20 @@ OPS = {"hello": Worker.hello, "describe": Worker.describe, "impls": Worker.impls
        "cases": Worker.cases_, "run": Worker.run}
 
 
+def _exit_with_parent(interval=1.0):
+    """Exit when the driver dies (this process is then re-parented), whatever the main thread does."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(70)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main():
+    _exit_with_parent()
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     stdin = sys.stdin.buffer
