@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .oracle import policies, reference_argmax
+from .worker.casting import DTYPES as DTYPES  # re-exported: the one list of dtypes
 from .worker.casting import seen_values
 
 FRAMEWORKS = ("numpy", "torch", "jax")
-DTYPES = ("float32", "float16", "bfloat16", "float64")
 LOW_PRECISION = ("float16", "bfloat16")
 SEVERITIES = ("info", "warning", "error")
 
@@ -42,6 +43,17 @@ class Case:
     layout: str = "contiguous"
     tags: tuple = ()
     note: str = ""
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self):
+        ndim = np.ndim(self.values)
+        if self.dim is not None and not -max(ndim, 1) <= self.dim < max(ndim, 1):
+            raise ValueError(f"case {self.id}: dim {self.dim} is out of range for {ndim} dims")
+        if self.dim is not None and ndim == 0:
+            raise ValueError(f"case {self.id}: a 0-d input takes dim=None")
+        if self.layout == "broadcast" and ndim and self.values.shape[0] and not (
+                self.values == self.values[:1]).all() and not np.isnan(self.values).any():
+            raise ValueError(f"case {self.id}: a broadcast layout needs equal entries along dim 0")
 
     @property
     def shape(self):
@@ -69,8 +81,26 @@ class Case:
         return shape[: self.axis] + shape[self.axis + 1 :]
 
     def seen(self, dtype):
-        """Return the exact values a target of `dtype` sees, widened losslessly."""
-        return seen_values(self.values, dtype)
+        """Return the exact values a target of `dtype` sees, widened losslessly (computed once)."""
+        if ("seen", dtype) not in self._cache:
+            self._cache["seen", dtype] = seen_values(self.values, dtype)
+        return self._cache["seen", dtype]
+
+    def reference(self, dtype):
+        """Return the reference indices for a target of `dtype` (computed once)."""
+        if ("reference", dtype) not in self._cache:
+            self._cache["reference", dtype] = reference_argmax(self.seen(dtype), self.dim, self.keepdim)
+        return self._cache["reference", dtype]
+
+    def policies(self, dtype, indices):
+        """Return (tie policy, NaN policy) of the answer `indices` (see oracle.policies)."""
+        if self.values.size == 0 or self.values.ndim == 0:
+            return "none", "none"
+        seen = self.seen(dtype)
+        if self.dim is None:
+            return policies(seen.reshape(1, -1), 1, np.asarray(indices).reshape(1))
+        flat = np.squeeze(indices, self.axis) if self.keepdim else indices
+        return policies(seen, self.axis, flat)
 
     def row(self, values, position):
         """Return the 1-d slice of `values` that output `position` reduces over."""

@@ -10,7 +10,7 @@ import numpy as np
 
 def maximizers(values, axis):
     """Return a boolean mask of the positions that are a maximum along `axis` (NaN wins)."""
-    values = np.asarray(values, dtype=np.float64)
+    values = np.asarray(values)
     nan = np.isnan(values)
     has_nan = nan.any(axis=axis, keepdims=True)
     top = np.where(nan, -np.inf, values).max(axis=axis, keepdims=True)
@@ -19,7 +19,7 @@ def maximizers(values, axis):
 
 def first_true(mask, axis):
     """Return the index of the first True along `axis` (the count of leading Falses)."""
-    return (np.cumsum(mask, axis=axis) == 0).sum(axis=axis)
+    return (~np.logical_or.accumulate(mask, axis=axis)).sum(axis=axis)
 
 
 def reference_argmax(values, dim=None, keepdim=False):
@@ -29,8 +29,8 @@ def reference_argmax(values, dim=None, keepdim=False):
         raise ValueError("argmax of an empty sequence is undefined")
     if dim is None:
         flat = values.reshape(-1)
-        index = first_true(maximizers(flat, 0), 0).astype(np.int64)
-        return index.reshape((1,) * values.ndim) if keepdim else index
+        index = np.int64(first_true(maximizers(flat, 0), 0))
+        return index.reshape((1,) * values.ndim) if keepdim else np.asarray(index)
     if values.ndim == 0:
         return np.zeros((), dtype=np.int64)
     index = first_true(maximizers(values, dim), dim).astype(np.int64)
@@ -46,3 +46,33 @@ def reference_row(row):
         if np.isnan(value) or value > row[best]:
             best = i
     return best
+
+
+def policies(values, axis, indices):
+    """Return (tie policy, NaN policy) of the answers `indices` along `axis` of `values`.
+
+    Tie policy over rows with two or more tied maxima and no NaN: 'first', 'last', 'other', or
+    'mixed'; NaN policy over rows holding NaN: 'first', 'later-nan', 'ignores-nan', or 'mixed';
+    'none' where no row qualifies. `indices` has the reduced axis removed.
+    """
+    nan = np.isnan(values)
+    length = values.shape[axis]
+    mask = maximizers(values, axis)
+    has_nan = nan.any(axis=axis)
+    ties = (mask.sum(axis=axis) >= 2) & ~has_nan
+    first = first_true(mask, axis)
+    last = length - 1 - first_true(np.flip(mask, axis=axis), axis)
+    inside = (indices >= 0) & (indices < length)
+    picked_nan = np.take_along_axis(nan, np.expand_dims(np.where(inside, indices, 0), axis),
+                                    axis=axis).squeeze(axis) & inside
+    tie = _merge({"first": ties & (indices == first), "last": ties & (indices == last) & (indices != first),
+                  "other": ties & (indices != first) & (indices != last)})
+    nan_policy = _merge({"first": has_nan & (indices == first),
+                         "later-nan": has_nan & (indices != first) & picked_nan,
+                         "ignores-nan": has_nan & ~picked_nan})
+    return tie, nan_policy
+
+
+def _merge(classes):
+    seen = [name for name, hits in classes.items() if np.any(hits)]
+    return "none" if not seen else seen[0] if len(seen) == 1 else "mixed"

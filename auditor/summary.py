@@ -1,30 +1,7 @@
 """Plain numbers about a run, computed once and stored in the bundle for every renderer."""
-import numpy as np
-
 from .checks.precision import flip_rates
-from .checks.reference import tie_policy
 from .model import KINDS, SEVERITIES
 from .policy import failing
-
-
-def nan_policy(case, seen, indices):
-    """Return 'first', 'later-nan', 'ignores-nan', 'mixed' or 'none' for NaN rows of `case`."""
-    policies = set()
-    for position in np.ndindex(indices.shape):
-        row = case.row(seen, position)
-        nans = np.flatnonzero(np.isnan(row))
-        if not len(nans):
-            continue
-        got = int(indices[position])
-        if got == nans[0]:
-            policies.add("first")
-        elif 0 <= got < len(row) and np.isnan(row[got]):
-            policies.add("later-nan")
-        else:
-            policies.add("ignores-nan")
-    if not policies:
-        return "none"
-    return policies.pop() if len(policies) == 1 else "mixed"
 
 
 def _merge_policy(policies):
@@ -45,12 +22,14 @@ def target_rows(observations, findings):
             answer = observations.modal(target_id, case.id)
             if answer is None or answer.failed or case.must_raise or tuple(answer.indices.shape) != case.output_shape:
                 continue
-            seen = case.seen(target.dtype)
-            ties.append(tie_policy(case, seen, answer.indices))
-            nans.append(nan_policy(case, seen, answer.indices))
+            tie, nan = case.policies(target.dtype, answer.indices)
+            ties.append(tie)
+            nans.append(nan)
         by_kind = {}
         for f in findings:
-            if target_id in (f.evidence.get("blame") or f.targets) and not f.allowed:
+            if f.severity == "info" or f.allowed:
+                continue
+            if target_id in (f.evidence.get("blame") or f.targets):
                 by_kind[f.kind] = by_kind.get(f.kind, 0) + 1
         rows.append({"target": target_id, "cases": cases, "calls": calls, "findings": by_kind,
                      "tie_policy": _merge_policy(ties), "nan_policy": _merge_policy(nans)})

@@ -5,12 +5,16 @@ that matches the reference (or else the largest); every other group gets its own
 cause classified from the values: NaN in the row (`nan_policy`), both answers maximizers
 (`tie_break`), or an answer that is not a maximizer (`wrong_index`). Where three or more targets
 agree, the targets of a smaller group are named as the odd ones out.
+
+These findings are `info`: whenever targets that saw the same values disagree, at least one of them
+is off the reference, and the reference check reports that target with the kind's severity. This
+check adds the cross-target view (who agrees with whom) without counting the problem twice.
 """
 import numpy as np
 
 from auditor.explain import answers_at, disputed_positions, excerpt, fmt, list_indices
 from auditor.model import Finding
-from auditor.oracle import maximizers, reference_argmax
+from auditor.oracle import maximizers
 from auditor.reproduce import reproducer
 
 NAME = "consistency"
@@ -53,7 +57,7 @@ def _compare(observations, case, dtype, groups):
     if len(groups) < 2:
         return []
     seen = case.seen(dtype)
-    expected = reference_argmax(seen, case.dim, case.keepdim)
+    expected = case.reference(dtype)
     baseline = next((g for g in groups if np.array_equal(g[0], expected)), groups[0])
     total = sum(len(members) for _, members in groups)
     return [_finding(observations, case, dtype, seen, baseline, group, expected, total)
@@ -63,9 +67,9 @@ def _compare(observations, case, dtype, groups):
 def _finding(observations, case, dtype, seen, baseline, group, expected, total):
     (base, base_members), (other, members) = baseline, group
     positions = disputed_positions(other != base)
-    kinds = {_cause(case.row(seen, p), [int(base[p]), int(other[p])]) for p in positions}
-    kind = next(k for k in PRIORITY if k in kinds)
-    first = positions[0]
+    causes = [_cause(case.row(seen, p), [int(base[p]), int(other[p])]) for p in positions]
+    kind = next(k for k in PRIORITY if k in causes)
+    first = positions[causes.index(kind)]  # the sentence describes a position of its kind
     row = case.row(seen, first)
     picks = [int(base[first]), int(other[first])]
     sides = "; ".join(f"{', '.join(who)} return{'s' if len(who) == 1 else ''} {pick} "
@@ -82,13 +86,14 @@ def _finding(observations, case, dtype, seen, baseline, group, expected, total):
                + (f"; {len(positions)} positions differ" if len(positions) > 1 else ""))
     shown = wrong_side[0]
     shown_indices = other if shown in members else base
+    message += f"; the reference check reports {', '.join(wrong_side)}"
     return Finding(
-        check=NAME, kind=kind, message=message, case=case.id, count=len(positions),
+        check=NAME, kind=kind, severity="info", message=message, case=case.id, count=len(positions),
         targets=[*base_members, *members], positions=[list(p) for p in positions[:10]],
         evidence={"groups": [{"targets": base_members, "index": picks[0]},
                              {"targets": members, "index": picks[1]}],
                   "odd_one_out": odd, "blame": wrong_side, "values": excerpt(row, picks),
-                  "dtype": dtype, "causes": sorted(kinds)},
+                  "dtype": dtype, "causes": sorted(set(causes))},
         reproducer=reproducer(case, observations.targets[shown], positions,
                               observations.bundle_path, saw=answers_at(shown_indices, case, positions)),
     )

@@ -2,14 +2,13 @@
 
 A flip is a position where the low-precision target picked another index than float32 on the same
 source values. It is drift (a warning) when rounding explains it: in the low dtype both indices hold
-the same value, so the first of them wins. A low-precision answer that is not a maximizer of its own
-values is a wrong index, which the reference check reports as an error.
+the same value, so the first of them wins (rounding is monotone, so it can only make ties, never
+swap an order). An answer that does not follow the rule in its own dtype is not drift: the reference
+check reports it, as an error.
 """
-import numpy as np
 
 from auditor.explain import answers_at, disputed_positions, excerpt, fmt, in_spacings
 from auditor.model import LOW_PRECISION, Finding
-from auditor.oracle import reference_argmax
 from auditor.reproduce import reproducer
 
 NAME = "precision"
@@ -17,13 +16,16 @@ NAME = "precision"
 
 def check(observations, options):
     """Report drift per low-precision target and case; add flip-rate threshold breaches."""
-    findings = []
+    findings, rates = [], {}
     for low, wide, pairs in _pairs(observations):
+        flipped = 0
         for case, low_answer, wide_answer in pairs:
-            finding = _compare(observations, case, low, wide, low_answer, wide_answer)
-            if finding:
-                findings.append(finding)
-    findings.extend(_thresholds(observations, options.get("max_flip_rate", {})))
+            found = flips(case, low.dtype, low_answer.indices, wide_answer.indices)
+            flipped += len(found)
+            if found:
+                findings.append(_finding(observations, case, low, wide, low_answer, found))
+        rates[low.id] = _rate(flipped, pairs, wide)
+    findings.extend(_thresholds(observations, rates, options.get("max_flip_rate", {})))
     return findings
 
 
@@ -47,60 +49,51 @@ def _pairs(observations):
 
 
 def flips(case, low_dtype, low_indices, wide_indices):
-    """Return [(position, low index, float32 index, explained)] where the two differ."""
-    low_seen, wide_seen = case.seen(low_dtype), case.seen("float32")
-    found = []
-    for position in disputed_positions(low_indices != wide_indices):
-        lo, hi = int(low_indices[position]), int(wide_indices[position])
-        wide_row, low_row = case.row(wide_seen, position), case.row(low_seen, position)
-        if lo != int(reference_argmax(low_row)) or hi != int(reference_argmax(wide_row)):
-            continue  # an answer off the rule in its own dtype: the reference check reports it
-        explained = bool(low_row[lo] == low_row[hi] or (np.isnan(low_row[lo]) and np.isnan(low_row[hi])))
-        found.append((position, lo, hi, explained))
-    return found
+    """Return [(position, low index, float32 index)] where the two answers differ and each
+    follows the rule in its own dtype (an answer off the rule is the reference check's)."""
+    differ = low_indices != wide_indices
+    if not differ.any():
+        return []
+    on_rule = (low_indices == case.reference(low_dtype)) & (wide_indices == case.reference("float32"))
+    return [(p, int(low_indices[p]), int(wide_indices[p]))
+            for p in disputed_positions(differ & on_rule)]
+
+
+def _rate(flipped, pairs, wide):
+    total = sum(max(1, a.indices.size) for _, a, _ in pairs)
+    return {"flips": flipped, "positions": total, "rate": flipped / total if total else 0.0,
+            "float32_target": wide.id}
 
 
 def flip_rates(observations):
     """Return {low target id: {flips, positions, rate, float32 target}} over all paired cases."""
-    rates = {}
-    for low, wide, pairs in _pairs(observations):
-        count = sum(len(flips(c, low.dtype, a.indices, b.indices)) for c, a, b in pairs)
-        total = sum(max(1, a.indices.size) for _, a, _ in pairs)
-        rates[low.id] = {"flips": count, "positions": total, "rate": count / total if total else 0.0,
-                         "float32_target": wide.id}
-    return rates
+    return {low.id: _rate(sum(len(flips(c, low.dtype, a.indices, b.indices)) for c, a, b in pairs),
+                          pairs, wide)
+            for low, wide, pairs in _pairs(observations)}
 
 
-def _compare(observations, case, low, wide, low_answer, wide_answer):
-    found = flips(case, low.dtype, low_answer.indices, wide_answer.indices)
-    if not found:
-        return None
-    position, lo, hi, explained = found[0]
+def _finding(observations, case, low, wide, low_answer, found):
+    position, lo, hi = found[0]
     wide_seen = case.seen("float32")
-    wide_row = case.row(wide_seen, position)
-    low_row = case.row(case.seen(low.dtype), position)
-    gap = float(wide_row[hi]) - float(wide_row[lo])
+    wide_row, low_row = case.row(wide_seen, position), case.row(case.seen(low.dtype), position)
     units = _margin(wide_row, lo, hi, low.dtype)
-    unexplained = [f for f in found if not f[3]]
     total = max(1, low_answer.indices.size)
     message = (f"{case.describe_call()} on {low.id} picked another index than {wide.id} at "
                f"{len(found)} of {total} positions of case {case.id}: at {case.where(position)} "
                f"float32 picks {hi} ({fmt(wide_row[hi])}) over {lo} ({fmt(wide_row[lo])}), a margin "
                f"of {units:.3g} {low.dtype} spacings; {low.dtype} rounds them to {fmt(low_row[hi])} "
-               f"and {fmt(low_row[lo])}")
-    message += ", so the first wins" if explained else ", which rounding cannot explain"
+               f"and {fmt(low_row[lo])}, so the first wins")
+    positions = [f[0] for f in found]
     return Finding(
-        check=NAME, kind="precision_drift", severity="error" if unexplained else "",
-        message=message, targets=[low.id, wide.id], case=case.id, count=len(found),
-        positions=[list(f[0]) for f in found[:10]],
-        evidence={"blame": [low.id], "flips": len(found), "positions_compared": total, "margin": gap,
-                  "margin_spacings": units, "unexplained": len(unexplained),
-                  "values": excerpt(wide_row, [lo, hi]),
-                  "rounded": excerpt(low_row, [lo, hi]),
-                  "margins_spacings": [_margin(case.row(wide_seen, p), lo_, h, low.dtype)
-                                       for p, lo_, h, _ in found[:200]]},
-        reproducer=reproducer(case, low, [f[0] for f in found], observations.bundle_path,
-                              saw=answers_at(low_answer.indices, case, [f[0] for f in found])),
+        check=NAME, kind="precision_drift", message=message, targets=[low.id, wide.id],
+        case=case.id, count=len(found), positions=[list(p) for p in positions[:10]],
+        evidence={"blame": [low.id], "flips": len(found), "positions_compared": total,
+                  "margin": float(wide_row[hi]) - float(wide_row[lo]), "margin_spacings": units,
+                  "values": excerpt(wide_row, [lo, hi]), "rounded": excerpt(low_row, [lo, hi]),
+                  "margins_spacings": [_margin(case.row(wide_seen, p), lo_, hi_, low.dtype)
+                                       for p, lo_, hi_ in found[:200]]},
+        reproducer=reproducer(case, low, positions, observations.bundle_path,
+                              saw=answers_at(low_answer.indices, case, positions)),
     )
 
 
@@ -109,9 +102,9 @@ def _margin(row, lo, hi, dtype):
     return in_spacings(float(row[hi]) - float(row[lo]), row[hi], dtype)
 
 
-def _thresholds(observations, limits):
+def _thresholds(observations, rates, limits):
     findings = []
-    for target_id, stats in flip_rates(observations).items():
+    for target_id, stats in rates.items():
         limit = limits.get(observations.targets[target_id].dtype)
         if limit is not None and stats["rate"] > limit:
             findings.append(Finding(

@@ -8,7 +8,7 @@ import numpy as np
 
 from auditor.explain import answers_at, disputed_positions, excerpt, fmt, list_indices, squeeze_hint
 from auditor.model import LOW_PRECISION, Finding
-from auditor.oracle import maximizers, reference_argmax
+from auditor.oracle import maximizers
 from auditor.reproduce import reproducer
 from auditor.worker.casting import seen_values
 
@@ -47,7 +47,7 @@ def check(observations, options):
 
 def _judge(observations, case, target, outcome):
     seen = case.seen(target.dtype)
-    expected = reference_argmax(seen, case.dim, case.keepdim)
+    expected = case.reference(target.dtype)
     positions = disputed_positions(outcome.indices != expected)
     by_kind = {}
     for position in positions:
@@ -71,7 +71,7 @@ def _finding(observations, case, target, outcome, expected, seen, kind, position
     evidence.update(values=excerpt(row, [got, want]), returned=got, expected=want,
                     position=list(first), row_length=len(row))
     if kind == "tie_break":
-        evidence["policy"] = tie_policy(case, seen, outcome.indices)
+        evidence["policy"] = case.policies(target.dtype, outcome.indices)[0]
     return Finding(
         check=NAME, kind=kind, message=message, targets=[target.id], case=case.id,
         positions=[list(p) for p in positions[:10]], count=len(positions), evidence=evidence,
@@ -114,16 +114,3 @@ def _hint(row, got, want, dtype):
     return ""
 
 
-def tie_policy(case, seen, indices):
-    """Return 'first', 'last', 'other', 'mixed' or 'none': which tied maximum `indices` chose."""
-    policies = set()
-    for position in np.ndindex(indices.shape):
-        row = case.row(seen, position)
-        tied = np.flatnonzero(maximizers(row, 0))
-        if len(tied) < 2 or np.isnan(row).any():
-            continue
-        got = int(indices[position])
-        policies.add("first" if got == tied[0] else "last" if got == tied[-1] else "other")
-    if not policies:
-        return "none"
-    return policies.pop() if len(policies) == 1 else "mixed"

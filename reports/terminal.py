@@ -74,7 +74,7 @@ def render(document, limit=10, color=False):
     verdict = summary["verdict"].upper()
     lines.append("")
     lines.append(style(verdict, fg="red" if verdict == "FAIL" else "green", bold=True)
-                 + f": {counts['error']} errors, {counts['warning']} warnings"
+                 + f": {counts['error']} errors, {counts['warning']} warnings, {counts['info']} info"
                  + (f", {summary['allowed']} allowed by policy" if summary["allowed"] else "")
                  + f" (failing at --fail-on {summary['fail_on']})")
     return "\n".join(lines)

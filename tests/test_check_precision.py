@@ -44,7 +44,6 @@ def test_correct_low_precision_drifts_only_where_rounding_changes_the_answer(fn)
             assert_explains(finding, "precision", "precision_drift", targets[low].id)
             assert finding.targets == [targets[low].id, targets["float32"].id]
             assert finding.severity == "warning"
-            assert finding.evidence["unexplained"] == 0
             assert finding.evidence["blame"] == [targets[low].id]
             assert finding.message.endswith("so the first wins")
             assert "rounds them to" in finding.message
