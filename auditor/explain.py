@@ -58,10 +58,6 @@ def disputed_positions(mask, limit=None):
     return positions if limit is None else positions[:limit]
 
 
-def at(array, position):
-    return int(array[tuple(position)]) if array.ndim else int(array)
-
-
 def answers_at(indices, case, positions):
     """Return the answer at (the first three) `positions`, as a reproducer prints it."""
     if case.dim is None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .oracle import policies, reference_argmax
+from .oracle import policies, reference_argmax, row_facts
 from .worker.casting import DTYPES as DTYPES  # re-exported: the one list of dtypes
 from .worker.casting import seen_values
 
@@ -96,11 +96,15 @@ class Case:
         """Return (tie policy, NaN policy) of the answer `indices` (see oracle.policies)."""
         if self.values.size == 0 or self.values.ndim == 0:
             return "none", "none"
-        seen = self.seen(dtype)
+        if ("facts", dtype) not in self._cache:
+            seen = self.seen(dtype)
+            rows = (seen.reshape(1, -1), 1) if self.dim is None else (seen, self.axis)
+            self._cache["facts", dtype] = row_facts(*rows)
         if self.dim is None:
-            return policies(seen.reshape(1, -1), 1, np.asarray(indices).reshape(1))
-        flat = np.squeeze(indices, self.axis) if self.keepdim else indices
-        return policies(seen, self.axis, flat)
+            indices = np.asarray(indices).reshape(1)
+        elif self.keepdim:
+            indices = np.squeeze(indices, self.axis)
+        return policies(self._cache["facts", dtype], indices)
 
     def row(self, values, position):
         """Return the 1-d slice of `values` that output `position` reduces over."""

@@ -48,24 +48,30 @@ def reference_row(row):
     return best
 
 
-def policies(values, axis, indices):
-    """Return (tie policy, NaN policy) of the answers `indices` along `axis` of `values`.
+def row_facts(values, axis):
+    """Return what `policies` needs to know about each row of `values` along `axis`."""
+    nan = np.isnan(values)
+    mask = maximizers(values, axis)
+    length = values.shape[axis]
+    has_nan = nan.any(axis=axis)
+    return {"axis": axis, "length": length, "nan": nan, "has_nan": has_nan,
+            "ties": (mask.sum(axis=axis) >= 2) & ~has_nan, "first": first_true(mask, axis),
+            "last": length - 1 - first_true(np.flip(mask, axis=axis), axis)}
+
+
+def policies(facts, indices):
+    """Return (tie policy, NaN policy) of the answers `indices` to rows described by `facts`.
 
     Tie policy over rows with two or more tied maxima and no NaN: 'first', 'last', 'other', or
     'mixed'; NaN policy over rows holding NaN: 'first', 'later-nan', 'ignores-nan', or 'mixed';
     'none' where no row qualifies. `indices` has the reduced axis removed.
     """
-    nan = np.isnan(values)
-    length = values.shape[axis]
-    mask = maximizers(values, axis)
-    has_nan = nan.any(axis=axis)
-    ties = (mask.sum(axis=axis) >= 2) & ~has_nan
-    first = first_true(mask, axis)
-    last = length - 1 - first_true(np.flip(mask, axis=axis), axis)
-    inside = (indices >= 0) & (indices < length)
-    picked_nan = np.take_along_axis(nan, np.expand_dims(np.where(inside, indices, 0), axis),
-                                    axis=axis).squeeze(axis) & inside
-    tie = _merge({"first": ties & (indices == first), "last": ties & (indices == last) & (indices != first),
+    axis, first, last, ties, has_nan = (facts[k] for k in ("axis", "first", "last", "ties", "has_nan"))
+    inside = (indices >= 0) & (indices < facts["length"])
+    at = np.expand_dims(np.where(inside, indices, 0), axis)
+    picked_nan = np.take_along_axis(facts["nan"], at, axis=axis).squeeze(axis) & inside
+    tie = _merge({"first": ties & (indices == first),
+                  "last": ties & (indices == last) & (indices != first),
                   "other": ties & (indices != first) & (indices != last)})
     nan_policy = _merge({"first": has_nan & (indices == first),
                          "later-nan": has_nan & (indices != first) & picked_nan,

@@ -1,8 +1,6 @@
 """Short Python scripts that reproduce a finding with the framework alone."""
 import numpy as np
 
-from .explain import fmt
-
 INLINE_LIMIT = 64
 SPARSE_LIMIT = 48
 SPARSE_SCAN_LIMIT = 1 << 20  # larger inputs load from the bundle instead of being scanned
@@ -130,8 +128,3 @@ def reproducer(case, target, positions=(), bundle_path="audit-results", repeat=F
             note.append(f"the reference (first maximum, first NaN) is {expected}")
         lines.append(f"print({expression})" + (f"  # {'; '.join(note)}" if note else ""))
     return "\n".join(lines)
-
-
-def describe_values(row, indices):
-    """Return 'a at i, b at j' for the values of `row` at `indices`."""
-    return ", ".join(f"{fmt(row[i])} at {int(i)}" for i in indices)

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 mkdir -p "$out"
 
 python3 -m pip install -q --no-deps -e . >/dev/null
-python3 -m pip install -q 'click>=8.1' 'jinja2>=3.1' 'ml_dtypes>=0.2' >/dev/null
+python3 -m pip install -q 'click>=8.2' 'jinja2>=3.1' 'ml_dtypes>=0.2' >/dev/null
 
 devices=$(python3 - <<'PY'
 found = ["cpu"]
@@ -31,8 +31,11 @@ try:
             n = len(jax.devices(backend))
         except RuntimeError:
             continue
-        prefix = "cuda" if backend == "gpu" else "tpu"
-        found += [f"{prefix}:{i}" for i in range(n)]
+        if backend == "gpu":
+            rocm = "rocm" in jax.devices("gpu")[0].client.platform_version.lower()
+            found += [f"{'rocm' if rocm else 'cuda'}:{i}" for i in range(n)]
+        else:
+            found += [f"tpu:{i}" for i in range(n)]
 except Exception:
     pass
 print(" ".join(dict.fromkeys(found)))

@@ -30,6 +30,7 @@ from synthetic import (
 from auditor.model import Case, Target
 from auditor.reproduce import reproducer
 from auditor.worker.backends.np_backend import Adapter
+from auditor.worker.casting import narrow
 
 DTYPES = ["float32", "float16", "bfloat16", "float64"]
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -187,7 +188,7 @@ def _printed(result, case, positions):
 
 
 def _numpy_answer(case, dtype):
-    x = Adapter().to_native(case.seen(dtype), dtype, "cpu", case.layout)
+    x = Adapter().to_native(narrow(case.values, dtype), dtype, "cpu", case.layout)
     return np.argmax(x, axis=case.dim, keepdims=case.keepdim)
 
 

@@ -16,7 +16,7 @@ import traceback
 import numpy as np
 
 from . import backends
-from .casting import seen_values
+from .casting import narrow, widen
 from .protocol import PROTOCOL_VERSION, PayloadWriter, read_array, read_message, write_message
 
 MAX_MESSAGE = 2000
@@ -106,9 +106,10 @@ class Worker:
     def _run_case(self, target, fn, case_id, repeats):
         case, source = self.cases[case_id]
         started = time.perf_counter()
-        seen = seen_values(source, target["dtype"])
+        host = narrow(source, target["dtype"])  # a private array: the target may write into it
+        before = widen(host, target["dtype"]).astype(np.float64) if target.get("impl") else None
         try:
-            x = self.adapter.to_native(seen, target["dtype"], target["device"], case["layout"])
+            x = self.adapter.to_native(host, target["dtype"], target["device"], case["layout"])
         except Exception as exc:
             write_message(self.out, {"op": "result", "case": case_id, "setup_error": _error(exc)})
             return
@@ -121,7 +122,7 @@ class Worker:
             _add(outcomes, keys, outcome, repeat, writer)
         result = {"op": "result", "case": case_id, "outcomes": outcomes, "seconds": seconds,
                   "prepare_s": prepare_s}
-        if target.get("impl") and _mutated(self.adapter, x, seen):
+        if before is not None and _mutated(self.adapter, x, before):
             result["mutated"] = True
         result["harness_s"] = time.perf_counter() - started - sum(seconds)
         write_message(self.out, result, writer.payload())
@@ -144,13 +145,13 @@ class Worker:
         return {"indices": indices, "dtype": dtype, "type": type(result).__name__}, elapsed
 
 
-def _mutated(adapter, x, seen):
-    """Return True when a user's implementation changed its input `x` in place."""
+def _mutated(adapter, x, before):
+    """Return True when a user's implementation changed its input `x` (was `before`) in place."""
     try:
         now = adapter.to_host(x)
     except Exception:
         return False
-    return now is not None and not np.array_equal(now, seen.astype(np.float64), equal_nan=True)
+    return now is not None and not np.array_equal(now, before, equal_nan=True)
 
 
 def _add(outcomes, keys, outcome, repeat, writer):

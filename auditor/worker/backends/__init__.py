@@ -20,29 +20,26 @@ def load(framework):
     return module.Adapter()
 
 
-def layout_base(seen, layout):
-    """Return the numpy array a `layout` view is built on, holding the values of `seen`.
+def layout_base(values, layout):
+    """Return the numpy array a `layout` view is built on, holding the values of `values`.
+
+    `values` itself for a contiguous layout (the worker hands adapters a private array).
 
     `transposed`: the reversed-axes copy, viewed back through a transpose (column-major memory).
-    `strided`: twice the last axis with `seen` at even positions, viewed through a step-2 slice.
-    `broadcast`: the first entry along axis 0, viewed through a broadcast to `seen.shape`.
+    `strided`: twice the last axis with `values` at even positions, viewed through a step-2 slice.
+    `broadcast`: the first entry along axis 0, viewed through a broadcast to `values.shape`.
     """
-    if layout == "contiguous" or seen.ndim == 0:
-        return np.array(seen, order="C")  # a private copy: an input mutated in place stays local
+    if layout == "contiguous" or values.ndim == 0:
+        return values
     if layout == "transposed":
-        return np.ascontiguousarray(seen.T)
+        return np.ascontiguousarray(values.T)
     if layout == "strided":
-        base = np.zeros(seen.shape[:-1] + (2 * seen.shape[-1],), dtype=seen.dtype)
-        base[..., ::2] = seen
+        base = np.zeros(values.shape[:-1] + (2 * values.shape[-1],), dtype=values.dtype)
+        base[..., ::2] = values
         return base
     if layout == "broadcast":
-        return np.ascontiguousarray(seen[:1])
+        return np.ascontiguousarray(values[:1])
     raise ValueError(f"unknown layout {layout!r}")
-
-
-def bfloat16_bits(values):
-    """Return the bfloat16 bit patterns (uint16) of float32 `values` that bfloat16 holds exactly."""
-    return (np.ascontiguousarray(values, dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16)
 
 
 def index_dtype_name(dtype):

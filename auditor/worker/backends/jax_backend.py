@@ -5,9 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import as_indices, bfloat16_bits, layout_base
+from . import as_indices, layout_base
 
-_NP_DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64}
 _SETTINGS_ENV = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "TF_CPP_MIN_LOG_LEVEL")
 
 
@@ -59,21 +58,19 @@ class Adapter:
                          **{k: os.environ[k] for k in _SETTINGS_ENV if k in os.environ}},
         }
 
-    def to_native(self, seen, dtype, device, layout):
-        # Cast in numpy (exact: `seen` holds values of `dtype`) so no convert op is compiled.
-        host = layout_base(seen, layout)
+    def to_native(self, host, dtype, device, layout):
+        """Return `host` (the worker's private array of `dtype`; bfloat16 as bits) in `layout`."""
+        base = layout_base(host, layout)
         if dtype == "bfloat16":
-            host = bfloat16_bits(host).view(jnp.bfloat16)
-        else:
-            host = host.astype(_NP_DTYPES[dtype], copy=False)
-        base = jax.device_put(host, self.devices[device])
-        if seen.ndim == 0 or layout == "contiguous":
-            return base.reshape(seen.shape)
+            base = base.view(jnp.bfloat16)
+        base = jax.device_put(base, self.devices[device])  # a numpy dtype: no convert op compiled
+        if host.ndim == 0 or layout == "contiguous":
+            return base.reshape(host.shape)
         if layout == "transposed":
             return jnp.transpose(base)
         if layout == "strided":
             return base[..., ::2]
-        return jnp.broadcast_to(base, seen.shape)
+        return jnp.broadcast_to(base, host.shape)
 
     def argmax(self, x, dim, keepdim):
         return jnp.argmax(x, axis=dim, keepdims=keepdim)

@@ -4,7 +4,7 @@ import platform
 
 import numpy as np
 
-from . import as_indices, bfloat16_bits, layout_base
+from . import as_indices, layout_base
 
 try:
     import ml_dtypes
@@ -33,19 +33,18 @@ class Adapter:
                          if k in os.environ},
         }
 
-    def to_native(self, seen, dtype, device, layout):
-        base = layout_base(seen, layout)
+    def to_native(self, host, dtype, device, layout):
+        """Return `host` (the worker's private array of `dtype`; bfloat16 as bits) in `layout`."""
+        base = layout_base(host, layout)
         if dtype == "bfloat16":
-            base = bfloat16_bits(base).view(ml_dtypes.bfloat16)
-        else:
-            base = base.astype(dtype, copy=False)
-        if seen.ndim == 0 or layout == "contiguous":
-            return base.reshape(seen.shape)
+            base = base.view(ml_dtypes.bfloat16)
+        if host.ndim == 0 or layout == "contiguous":
+            return base.reshape(host.shape)
         if layout == "transposed":
             return base.T
         if layout == "strided":
             return base[..., ::2]
-        return np.broadcast_to(base, seen.shape)
+        return np.broadcast_to(base, host.shape)
 
     def argmax(self, x, dim, keepdim):
         return np.argmax(x, axis=dim, keepdims=keepdim)

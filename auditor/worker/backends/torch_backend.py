@@ -3,7 +3,7 @@ import os
 
 import torch
 
-from . import as_indices, bfloat16_bits, layout_base
+from . import as_indices, layout_base
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16,
            "bfloat16": torch.bfloat16, "float64": torch.float64}
@@ -55,20 +55,21 @@ class Adapter:
             },
         }
 
-    def to_native(self, seen, dtype, device, layout):
-        host = layout_base(seen, layout)
-        if dtype == "bfloat16":  # from the bits: exact, and much faster than a cast
-            base = torch.from_numpy(bfloat16_bits(host).view("int16")).view(torch.bfloat16)
+    def to_native(self, host, dtype, device, layout):
+        """Return `host` (the worker's private array of `dtype`; bfloat16 as bits) in `layout`."""
+        base = layout_base(host, layout)
+        if dtype == "bfloat16":
+            base = torch.from_numpy(base.view("int16")).view(torch.bfloat16)
         else:
-            base = torch.from_numpy(host).to(dtype=_DTYPES[dtype])
+            base = torch.from_numpy(base)
         base = base.to(device=device)
-        if seen.ndim == 0 or layout == "contiguous":
-            return base.reshape(seen.shape)
+        if host.ndim == 0 or layout == "contiguous":
+            return base.reshape(host.shape)
         if layout == "transposed":
-            return base.permute(*reversed(range(seen.ndim)))
+            return base.permute(*reversed(range(host.ndim)))
         if layout == "strided":
             return base[..., ::2]
-        return base.expand(*seen.shape)
+        return base.expand(*host.shape)
 
     def argmax(self, x, dim, keepdim):
         return torch.argmax(x, dim=dim, keepdim=keepdim)
