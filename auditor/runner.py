@@ -157,7 +157,7 @@ class Runner:
             worker.kill()
             return None, None, f"could not start: {exc}"
         info = {k: v for k, v in info.items() if k not in ("ok", "op")}
-        info["worker"] = hello
+        info["worker"] = {k: v for k, v in hello.items() if k not in ("ok", "op")}
         impls = [impl for impl in self.plan.impls if impl.framework == framework]
         try:
             errors = start_worker_impls(worker, impls, timeout)

@@ -39,11 +39,26 @@ def _grouped(findings):
     return [(found[0], [f["case"] for f in found[1:] if f["case"]]) for _, found in ranked]
 
 
+def _header(environment):
+    """Return one line naming the frameworks, their builds and the devices audited."""
+    parts, devices = [f"Python {environment.get('python', '?')}"], {}
+    for name, info in environment.get("frameworks", {}).items():
+        build = info.get("build", {})
+        extra = [f"CUDA {build['cuda']}"] if build.get("cuda") else []
+        extra += [f"jaxlib {build['jaxlib']}"] if build.get("jaxlib") else []
+        parts.append(f"{name} {info['version']}" + (f" ({', '.join(extra)})" if extra else ""))
+        for device in info.get("devices", []):
+            devices.setdefault(device["id"], device.get("name", ""))
+    driver = environment.get("nvidia_driver")
+    listed = ", ".join(f"{d} ({n})" if n else d for d, n in devices.items())
+    return " · ".join(parts) + f" · devices: {listed}" + (f" · NVIDIA driver {driver}" if driver else "")
+
+
 def render(document, limit=10, color=False):
     """Return the summary text for results `document`."""
     summary = document["summary"]
     style = (lambda text, **kw: click.style(text, **kw)) if color else (lambda text, **kw: text)
-    lines = _table(summary["targets"])
+    lines = [_header(document["environment"]), "", *_table(summary["targets"])]
     precision = summary.get("precision", {})
     if precision:
         lines.append("")

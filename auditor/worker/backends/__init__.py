@@ -20,6 +20,19 @@ def load(framework):
     return module.Adapter()
 
 
+def cpu_name():
+    """Return the processor's model name, for the environment inventory."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
+
+
 def layout_base(values, layout):
     """Return the numpy array a `layout` view is built on, holding the values of `values`.
 

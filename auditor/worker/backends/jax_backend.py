@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import as_indices, layout_base
+from . import as_indices, cpu_name, layout_base
 
 _SETTINGS_ENV = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "TF_CPP_MIN_LOG_LEVEL")
 
@@ -45,7 +45,8 @@ class Adapter:
         unsupported = {} if _x64() else {"float64": "jax_enable_x64 is off (JAX_ENABLE_X64=1)"}
         devices = []
         for key, device in self.devices.items():
-            devices.append({"id": key, "name": getattr(device, "device_kind", str(device)),
+            name = cpu_name() if key == "cpu" else getattr(device, "device_kind", str(device))
+            devices.append({"id": key, "name": name,
                             "platform_version": device.client.platform_version,
                             "dtypes": dtypes, "unsupported": unsupported})
         import jaxlib

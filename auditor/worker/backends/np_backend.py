@@ -1,10 +1,9 @@
 """NumPy on the CPU; bfloat16 through ml_dtypes where it is installed."""
 import os
-import platform
 
 import numpy as np
 
-from . import as_indices, layout_base
+from . import as_indices, cpu_name, layout_base
 
 try:
     import ml_dtypes
@@ -22,7 +21,7 @@ class Adapter:
             dtypes.insert(2, "bfloat16")
         else:
             unsupported["bfloat16"] = "needs ml_dtypes (pip install ml_dtypes)"
-        device = {"id": "cpu", "name": platform.processor() or platform.machine(),
+        device = {"id": "cpu", "name": cpu_name(),
                   "dtypes": dtypes, "unsupported": unsupported}
         return {
             "version": np.__version__,

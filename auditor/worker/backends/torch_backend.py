@@ -3,7 +3,7 @@ import os
 
 import torch
 
-from . import as_indices, layout_base
+from . import as_indices, cpu_name, layout_base
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16,
            "bfloat16": torch.bfloat16, "float64": torch.float64}
@@ -11,23 +11,11 @@ _SETTINGS_ENV = ("CUBLAS_WORKSPACE_CONFIG", "OMP_NUM_THREADS", "MKL_NUM_THREADS"
                  "CUDA_VISIBLE_DEVICES", "TORCH_DETERMINISTIC")
 
 
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or platform.machine()
-
-
 class Adapter:
     name = "torch"
 
     def describe(self):
-        devices = [{"id": "cpu", "name": _cpu_name(), "dtypes": list(_DTYPES), "unsupported": {}}]
+        devices = [{"id": "cpu", "name": cpu_name(), "dtypes": list(_DTYPES), "unsupported": {}}]
         if torch.cuda.is_available():
             for i in range(torch.cuda.device_count()):
                 props = torch.cuda.get_device_properties(i)
