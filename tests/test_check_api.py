@@ -1,7 +1,6 @@
 """api: index dtype, output shape for every dim/keepdim, raising on empty reductions, garbage returns."""
 import numpy as np
 import pytest
-from auditor.checks import api
 from synthetic import (
     PLANTED,
     assert_explains,
@@ -16,6 +15,7 @@ from synthetic import (
     target,
 )
 
+from auditor.checks import api
 from auditor.model import Target
 
 

@@ -1,7 +1,6 @@
 """consistency: targets that saw the same values must agree; the odd one out is named."""
 import numpy as np
 import pytest
-from auditor.checks import consistency
 from synthetic import (
     PLANTED,
     assert_explains,
@@ -15,6 +14,8 @@ from synthetic import (
     target,
     ties_without_nan,
 )
+
+from auditor.checks import consistency
 
 #: Three correct targets: the frameworks' own argmax, as numpy computes it here.
 CORRECT = {target(framework=fw): fn for fw, fn in (("numpy", correct), ("torch", oracle),

@@ -1,6 +1,5 @@
 """crash: a target raised where argmax must answer, hung, or its process died."""
 import pytest
-from auditor.checks import crash
 from synthetic import (
     PLANTED,
     assert_explains,
@@ -13,6 +12,8 @@ from synthetic import (
     small_case,
     target,
 )
+
+from auditor.checks import crash
 
 
 def test_correct_implementation_is_clean_and_raising_on_empty_is_right():

@@ -1,6 +1,5 @@
 """determinism: one target must give identical indices across all repeats and processes."""
 import numpy as np
-from auditor.checks import determinism
 from synthetic import (
     RandomTie,
     assert_explains,
@@ -17,6 +16,7 @@ from synthetic import (
     ties_without_nan,
 )
 
+from auditor.checks import determinism
 from auditor.oracle import maximizers
 
 

@@ -1,7 +1,6 @@
 """precision: float16/bfloat16 against float32 of the same lane; rounding explains drift, nothing else."""
 import numpy as np
 import pytest
-from auditor.checks import precision
 from synthetic import (
     PLANTED,
     assert_explains,
@@ -14,6 +13,8 @@ from synthetic import (
     target,
     ties_without_nan,
 )
+
+from auditor.checks import precision
 
 LOW = ["float16", "bfloat16"]
 

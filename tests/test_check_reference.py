@@ -1,7 +1,6 @@
 """reference: every index against the first maximizer (NaN first) of the values the target saw."""
 import numpy as np
 import pytest
-from auditor.checks import reference
 from synthetic import (
     PLANTED,
     RandomTie,
@@ -19,6 +18,7 @@ from synthetic import (
     ties_without_nan,
 )
 
+from auditor.checks import reference
 from auditor.explain import disputed_positions
 
 

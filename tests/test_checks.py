@@ -5,7 +5,6 @@ import io
 
 import numpy as np
 import pytest
-from auditor.checks import CHECKS, run_checks
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -27,6 +26,7 @@ from synthetic import (
     ties_without_nan,
 )
 
+from auditor.checks import CHECKS, run_checks
 from auditor.model import Case, Target
 from auditor.reproduce import reproducer
 from auditor.worker.backends.np_backend import Adapter
