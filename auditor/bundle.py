@@ -120,7 +120,7 @@ def write(path, observations, findings=(), metadata=None, environment=None, summ
     """Write the bundle into folder `path`, each file atomically (arrays first, then the document).
 
     Both files carry the same write id, so a reader never pairs a document with the arrays of
-    another write (a run killed between the two renames).
+    another write (a run killed between the two renames). Return the document as written.
     """
     document, arrays = encode(observations, list(findings), metadata or {}, environment or {},
                               summary or {})
@@ -130,6 +130,7 @@ def write(path, observations, findings=(), metadata=None, environment=None, summ
     os.makedirs(path, exist_ok=True)
     _atomic(os.path.join(path, ARRAYS), lambda handle: np.savez(handle, **arrays))
     _atomic(os.path.join(path, RESULTS), lambda handle: handle.write(text.encode()))
+    return json.loads(text)
 
 
 def read(path):

@@ -15,6 +15,7 @@ from .model import DTYPES, FRAMEWORKS, Observations
 from .progress import Progress
 from .reports import terminal
 from .runner import Plan, Runner
+from .summary import summarize
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -61,18 +62,31 @@ def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats,
         frameworks=frameworks or list(FRAMEWORKS), explicit_frameworks=bool(frameworks),
         devices=devices, dtypes=dtypes or list(DTYPES),
         impls=[options.parse_impl(text) for text in impls],
-        cases=cases, repeats=repeats, processes=processes, timeout=timeout,
-        jobs=jobs,
+        cases=cases, repeats=repeats, processes=processes, timeout=timeout, jobs=jobs,
     )
     bundle.prepare(out)
-    observations = Observations(cases={c.id: c for c in plan.cases}, bundle_path=out)
     metadata = {"command": ["audit", *sys.argv[1:]], "suite": suite, "seed": seed,
-                "cases": list(case_patterns),
-                "repeats": repeats, "processes": processes, "timeout": timeout,
-                "fail_on": fail_on, "policy": rules.source,
+                "cases": list(case_patterns), "repeats": repeats, "processes": processes,
+                "timeout": timeout, "fail_on": fail_on, "policy": rules.source,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "complete": False}
-    show = not quiet and sys.stderr.isatty()
-    progress = Progress(len(plan.cases) * processes, enabled=show)
+    observations, runner, environment = _measure(plan, out, metadata, quiet)
+    findings = rules.apply(run_checks(observations, {"max_flip_rate": rules.max_flip_rate}))
+    metadata.update(complete=True, seconds=round(runner.record.seconds, 3),
+                    skipped=runner.record.skipped)
+    document = bundle.write(out, observations, findings, metadata, environment,
+                            summarize(observations, findings, fail_on))
+    click.echo(terminal.render(document, color=sys.stdout.isatty()))
+    click.echo(f"results bundle: {os.path.join(out, bundle.RESULTS)}")
+    sys.exit(ExitCode.FINDINGS if document["summary"]["verdict"] == "fail" else ExitCode.OK)
+
+
+def _measure(plan, out, metadata, quiet):
+    """Run `plan`, checkpointing into `out`; return (observations, runner, environment).
+
+    Ctrl-C and SIGTERM stop the workers; what was measured is saved and the run ends with exit 3.
+    """
+    observations = Observations(cases={c.id: c for c in plan.cases}, bundle_path=out)
+    progress = Progress(len(plan.cases) * plan.processes, enabled=not quiet and sys.stderr.isatty())
     runner = Runner(plan, observations, progress.update)
     first = runner.start()
     progress.total *= len(runner.targets)
@@ -89,17 +103,7 @@ def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats,
     finally:
         signal.signal(signal.SIGTERM, previous)
     progress.close()
-    findings = rules.apply(run_checks(observations, {"max_flip_rate": rules.max_flip_rate}))
-    from .summary import summarize
-    summary = summarize(observations, findings, fail_on)
-    metadata.update(complete=True, seconds=round(runner.record.seconds, 3),
-                    skipped=runner.record.skipped)
-    bundle.write(out, observations, findings, metadata, environment, summary)
-    document = {"summary": summary, "findings": [f.to_json() for f in findings],
-                "environment": environment, "metadata": metadata}
-    click.echo(terminal.render(document, color=sys.stdout.isatty()))
-    click.echo(f"results bundle: {os.path.join(out, bundle.RESULTS)}")
-    sys.exit(ExitCode.FINDINGS if summary["verdict"] == "fail" else ExitCode.OK)
+    return observations, runner, environment
 
 
 def _interrupt(signum, frame):
