@@ -166,7 +166,7 @@ def read(path):
 
 
 def _decode(document, arrays, path):
-    observations = Observations(bundle_path=path)
+    observations = Observations(bundle_path=os.path.abspath(path))
     for c in document["cases"]:
         observations.cases[c["id"]] = Case(c["id"], arrays[c["array"]], c["dim"], c["keepdim"],
                                            c["layout"], tuple(c["tags"]), c.get("note", ""))

@@ -40,13 +40,14 @@ def cli():
 @options.repeats
 @options.processes
 @options.timeout
+@options.startup_timeout
 @options.jobs
 @options.out
 @options.fail_on
 @options.config
 @options.quiet
-def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats, processes, timeout, jobs, out,
-        fail_on, config, quiet):
+def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats, processes, timeout,
+        startup_timeout, jobs, out, fail_on, config, quiet):
     """Call argmax repeatedly on every case and target, check the answers, write the bundle.
 
     Targets are every installed framework (numpy, torch, jax) on every device it reports, in every
@@ -63,11 +64,12 @@ def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats,
         devices=devices, dtypes=dtypes or list(DTYPES),
         impls=[options.parse_impl(text) for text in impls],
         cases=cases, repeats=repeats, processes=processes, timeout=timeout, jobs=jobs,
+        startup_timeout=startup_timeout,
     )
     bundle.prepare(out)
     metadata = {"command": ["audit", *sys.argv[1:]], "suite": suite, "seed": seed,
                 "cases": list(case_patterns), "repeats": repeats, "processes": processes,
-                "timeout": timeout, "fail_on": fail_on, "policy": rules.source,
+                "timeout": timeout, "startup_timeout": startup_timeout, "fail_on": fail_on, "policy": rules.source,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "complete": False}
     observations, runner, environment = _measure(plan, out, metadata, quiet)
     findings = rules.apply(run_checks(observations, {"max_flip_rate": rules.max_flip_rate}))
@@ -85,7 +87,8 @@ def _measure(plan, out, metadata, quiet):
 
     Ctrl-C and SIGTERM stop the workers; what was measured is saved and the run ends with exit 3.
     """
-    observations = Observations(cases={c.id: c for c in plan.cases}, bundle_path=out)
+    observations = Observations(cases={c.id: c for c in plan.cases},
+                                bundle_path=os.path.abspath(out))
     progress = Progress(len(plan.cases) * plan.processes, enabled=not quiet and sys.stderr.isatty())
     runner = Runner(plan, observations, progress.update)
     first = runner.start()

@@ -72,6 +72,11 @@ timeout = click.option("--timeout", type=click.FloatRange(min=0, max=86400, min_
                        callback=_finite,
                        show_default=True, metavar="SECONDS",
                        help="Seconds one argmax call may take before its target counts as hung.")
+startup_timeout = click.option(
+    "--startup-timeout", type=click.FloatRange(min=0, max=86400, min_open=True), default=180.0,
+    show_default=True, metavar="SECONDS", callback=_finite,
+    help="Seconds a worker may take to import its framework and your implementations "
+         "(building an extension included).")
 jobs = click.option("--jobs", type=click.IntRange(1), default=lambda: os.cpu_count() or 2,
                     show_default="number of CPUs", help="Worker processes running at once.")
 out = click.option("--out", type=click.Path(file_okay=False), default="audit-results",

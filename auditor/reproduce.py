@@ -1,7 +1,9 @@
 """Short Python scripts that reproduce a finding with the framework alone."""
+import os
+
 import numpy as np
 
-INLINE_LIMIT = 64
+INLINE_LIMIT = 256
 SPARSE_LIMIT = 48
 SPARSE_SCAN_LIMIT = 1 << 20  # larger inputs load from the bundle instead of being scanned
 
@@ -61,70 +63,103 @@ def values_lines(case, bundle_path):
 def _impl_lines(target):
     module, function = target.impl.rsplit(":", 1)
     if module.endswith(".py") or "/" in module:
-        return [f"import importlib.util, os  # load {module}",
-                f"spec = importlib.util.spec_from_file_location('impl', os.path.abspath({module!r}))",
+        path = os.path.abspath(module)
+        return ["import importlib.util",
+                f"spec = importlib.util.spec_from_file_location('impl', {path!r})",
                 "impl = importlib.util.module_from_spec(spec); spec.loader.exec_module(impl)",
                 f"argmax = impl.{function}"]
     return [f"from {module} import {function} as argmax"]
 
 
-def _to_numpy(fw):
-    return {"torch": "np.asarray(r.cpu())", "jax": "np.asarray(r)"}.get(fw, "np.asarray(r)")
+_TO_NUMPY = {"numpy": "np.asarray({0}, dtype=np.float64)",
+             "torch": "{0}.detach().cpu().double().numpy()",
+             "jax": "np.asarray({0}, dtype=np.float64)"}
+_INDICES = {"numpy": "np.asarray(r)", "torch": "np.asarray(r.cpu())", "jax": "np.asarray(r)"}
+_DTYPE_NAMES = {"numpy": {"bfloat16": "ml_dtypes.bfloat16"}, "torch": {}, "jax": {"bfloat16": "jnp.bfloat16"}}
 
 
-def _show(case, target, positions, show):
-    """Return the expression printed at the end, and the values it gives for the reference."""
-    if show == "api":
-        return "(type(r).__name__, r.dtype, tuple(r.shape))", None
-    if show == "call":
-        return None, None
+def _dtype_name(framework, dtype):
+    if framework == "torch":
+        return f"torch.{dtype}"
+    return _DTYPE_NAMES[framework].get(dtype, f"np.{dtype}")
+
+
+def _picks(case, target, positions):
+    """Return (expression printing the answer at `positions`, the reference there)."""
     expected = None if case.must_raise else case.reference(target.dtype)
+    if expected is not None and expected.size == 0:
+        expected = None
+    indices = _INDICES[target.framework]
     if positions and case.dim is not None:
         picks = [tuple(int(i) for i in p) for p in positions[:3]]
-        expression = f"[int({_to_numpy(target.framework)}[p]) for p in {picks}]"
-        return expression, None if expected is None else [int(expected[p]) for p in picks]
-    expression = f"int({_to_numpy(target.framework)}.reshape(-1)[0])"
-    return expression, None if expected is None else int(np.asarray(expected).reshape(-1)[0])
+        return (f"[int({indices}[p]) for p in {picks}]",
+                None if expected is None else [int(expected[p]) for p in picks])
+    return (f"int({indices}.reshape(-1)[0])",
+            None if expected is None else int(np.asarray(expected).reshape(-1)[0]))
+
+
+def _functions(case, target):
+    """Return the lines of `make(dtype)` (the input, built as the audit built it) and `run(dtype)`."""
+    fw = target.framework
+    _, native, call = _NATIVE[fw]
+    fields = dict(device=target.device, dim=case.dim, keepdim=case.keepdim,
+                  shape=tuple(case.values.shape), np_dtype="dtype",
+                  jax_device=("jax.devices('cpu')[0]" if target.device == "cpu" else
+                              f"jax.devices()[{target.device.split(':')[-1]}]"))
+    make = [native.replace("dtype=torch.{dtype}", "dtype=dtype").format(**fields)]
+    if case.layout in _VIEWS[fw] and case.values.ndim:
+        make.append(_VIEWS[fw][case.layout].format(**fields))
+    if target.impl:
+        call = "r = argmax(x, dim={dim}, keepdim={keepdim})"
+    return ["", "", "def make(dtype):", *(f"    {line}" for line in make), "    return x", "", "",
+            "def run(dtype):", "    x = make(dtype)", f"    {call.format(**fields)}", "    return x, r",
+            "", ""]
 
 
 def reproducer(case, target, positions=(), bundle_path="audit-results", repeat=False, saw=None,
-               show="positions"):
+               show="positions", against=None, observed=None):
     """Return a script that calls argmax as the audit did and prints what came back.
 
-    `saw` is what the audit observed at the printed positions; `show` is "positions" (indices
-    there), "api" (type, dtype and shape of the result) or "call" (just the call, which raised).
+    `saw` is what the audit observed; `show` is "positions" (the indices at `positions`), "api"
+    (type, dtype and shape of the result), "mutated" (whether the call changed its input), or
+    "call" (just the call, which raised or died). `against` (a dtype) adds a run in that dtype
+    printed before the target's, and `saw` is then the pair; `repeat` calls 200 times.
+    `observed` is a sentence for a note where the printed value is not the audit's own.
     """
     fw = target.framework
-    imports, native, call = _NATIVE[fw]
-    fields = dict(device=target.device, dtype=target.dtype, dim=case.dim, keepdim=case.keepdim,
-                  shape=tuple(case.values.shape),
-                  np_dtype="jnp.bfloat16" if fw == "jax" and target.dtype == "bfloat16" else
-                  "ml_dtypes.bfloat16" if target.dtype == "bfloat16" else f"np.{target.dtype}",
-                  jax_device=("jax.devices('cpu')[0]" if target.device == "cpu" else
-                              f"jax.devices()[{target.device.split(':')[-1]}]"))
-    lines = ["import numpy as np"] + ([imports] if fw != "numpy" else [])
-    if target.dtype == "bfloat16" and fw == "numpy":
+    lines = ["import numpy as np"] + ([_NATIVE[fw][0]] if fw != "numpy" else [])
+    if fw == "numpy" and "bfloat16" in (target.dtype, against):
         lines.append("import ml_dtypes")
     if target.impl:
         lines += _impl_lines(target)
-        call = "r = argmax(x, dim={dim}, keepdim={keepdim})"
     lines += values_lines(case, bundle_path)
     lines.append(_BASES.get(case.layout, "base = values") if case.values.ndim else "base = values")
-    lines.append(native.format(**fields))
-    if case.layout in _VIEWS[fw] and case.values.ndim:
-        lines.append(_VIEWS[fw][case.layout].format(**fields))
-    expression, expected = _show(case, target, positions, show)
-    if repeat and expression:
-        lines += ["answers = set()", "for _ in range(200):", "    " + call.format(**fields),
+    lines += _functions(case, target)
+    dtype = _dtype_name(fw, target.dtype)
+    expression, expected = _picks(case, target, positions)
+    note = f"  # the audit saw {saw}" if saw is not None else (
+        f"  # the audit observed: it {observed}" if observed else "")
+    if show == "call":
+        lines.append(f"x, r = run({dtype})")
+    elif show == "api":
+        lines += [f"x, r = run({dtype})",
+                  "print(type(r).__name__, getattr(r, 'dtype', None), tuple(getattr(r, 'shape', ())))"
+                  + note]
+    elif show == "mutated":
+        after, fresh = _TO_NUMPY[fw].format("x"), _TO_NUMPY[fw].format(f"make({dtype})")
+        lines += [f"x, r = run({dtype})",
+                  f"print('input changed in place:', not np.array_equal({after}, {fresh}, equal_nan=True))"
+                  + note]
+    elif repeat:
+        lines += ["answers = set()", "for _ in range(200):", f"    x, r = run({dtype})",
                   f"    answers.add(str({expression}))",
                   "print(answers)  # more than one: nondeterministic (try several processes too)"]
-        return "\n".join(lines)
-    lines.append(call.format(**fields))
-    if expression:
-        note = []
-        if saw is not None:
-            note.append(f"the audit saw {saw}")
-        if expected is not None and show == "positions":
-            note.append(f"the reference (first maximum, first NaN) is {expected}")
-        lines.append(f"print({expression})" + (f"  # {'; '.join(note)}" if note else ""))
+    elif against:
+        lines += ["answers = []", f"for dtype in ({_dtype_name(fw, against)}, {dtype}):",
+                  "    x, r = run(dtype)", f"    answers.append({expression})",
+                  "print(answers)" + note + f" ({against}, then {target.dtype})"]
+    else:
+        if expected is not None:
+            note += ("; " if note else "  # ") + f"the reference (first maximum, first NaN) is {expected}"
+        lines += [f"x, r = run({dtype})", f"print({expression})" + note]
     return "\n".join(lines)

@@ -164,7 +164,9 @@ class Runner:
         except (WorkerGone, RuntimeError) as exc:
             worker.kill()
             names = ", ".join(f"{framework}:{i.name}" for i in impls)
-            raise UserError(f"--impl {names}: loading it broke the worker ({exc})") from None
+            what = (f"importing it did not finish within --startup-timeout {timeout:g} s"
+                    if getattr(exc, "kind", "") == "Timeout" else f"importing it broke the worker ({exc})")
+            raise UserError(f"--impl {names}: {what}") from None
         for name, message in errors.items():
             worker.kill()
             raise UserError(f"--impl {framework}:{name}: {message}")

@@ -18,7 +18,7 @@ def target_rows(observations, findings):
         ties, nans, cases, calls = [], [], 0, 0
         for case, outcomes in observations.of_target(target_id):
             cases += 1
-            calls += sum(len(o.runs) for o in outcomes)
+            calls += sum(len(o.runs) for o in outcomes if o.kind != "mutated")
             answer = observations.modal(target_id, case.id)
             if answer is None or answer.failed or case.must_raise or tuple(answer.indices.shape) != case.output_shape:
                 continue

@@ -3,6 +3,8 @@ from auditor.model import Finding
 from auditor.reproduce import reproducer
 
 NAME = "api"
+#: What each problem's reproducer prints.
+SHOW = {"dtype": "api", "shape": "api", "no-raise": "api", "bad-return": "api", "mutated": "mutated"}
 
 
 def problems(case, target, outcome):
@@ -31,11 +33,11 @@ def check(observations, options):
         target = observations.targets[target_id]
         for outcome in outcomes:
             for problem, sentence in problems(case, target, outcome):
-                groups.setdefault((target_id, problem), []).append((case, sentence))
+                groups.setdefault((target_id, problem), []).append((case, sentence, outcome))
     findings = []
     for (target_id, problem), hits in groups.items():
-        case, sentence = hits[0]
-        cases = sorted({c.id for c, _ in hits})
+        case, sentence, outcome = hits[0]
+        cases = sorted({c.id for c, _, _ in hits})
         more = f" (and on {len(cases) - 1} more cases)" if len(cases) > 1 else ""
         findings.append(Finding(
             check=NAME, kind="api_mismatch", targets=[target_id], case=case.id, count=len(cases),
@@ -44,6 +46,6 @@ def check(observations, options):
                       "expected_shape": list(case.output_shape)},
             reproducer=reproducer(case, observations.targets[target_id],
                                   bundle_path=observations.bundle_path,
-                                  show="api" if problem in ("dtype", "shape", "no-raise") else "call"),
+                                  show=SHOW[problem], observed=sentence),
         ))
     return findings

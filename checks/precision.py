@@ -23,7 +23,7 @@ def check(observations, options):
             found = flips(case, low.dtype, low_answer.indices, wide_answer.indices)
             flipped += len(found)
             if found:
-                findings.append(_finding(observations, case, low, wide, low_answer, found))
+                findings.append(_finding(observations, case, low, wide, low_answer, wide_answer, found))
         rates[low.id] = _rate(flipped, pairs, wide)
     findings.extend(_thresholds(observations, rates, options.get("max_flip_rate", {})))
     return findings
@@ -72,7 +72,7 @@ def flip_rates(observations):
             for low, wide, pairs in _pairs(observations)}
 
 
-def _finding(observations, case, low, wide, low_answer, found):
+def _finding(observations, case, low, wide, low_answer, wide_answer, found):
     position, lo, hi = found[0]
     wide_seen = case.seen("float32")
     wide_row, low_row = case.row(wide_seen, position), case.row(case.seen(low.dtype), position)
@@ -92,8 +92,9 @@ def _finding(observations, case, low, wide, low_answer, found):
                   "values": excerpt(wide_row, [lo, hi]), "rounded": excerpt(low_row, [lo, hi]),
                   "margins_spacings": [_margin(case.row(wide_seen, p), lo_, hi_, low.dtype)
                                        for p, lo_, hi_ in found[:200]]},
-        reproducer=reproducer(case, low, positions, observations.bundle_path,
-                              saw=answers_at(low_answer.indices, case, positions)),
+        reproducer=reproducer(case, low, positions, observations.bundle_path, against="float32",
+                              saw=[answers_at(wide_answer.indices, case, positions),
+                                   answers_at(low_answer.indices, case, positions)]),
     )
 
 

@@ -15,6 +15,11 @@ from auditor.worker.casting import seen_values
 NAME = "reference"
 
 
+def is_index_dtype(name):
+    """True for integer dtypes: indices of another type are the api check's to report."""
+    return name.startswith(("int", "uint"))
+
+
 def classify(row, returned, expected):
     """Return the kind of the disputed index `returned` in `row` whose reference is `expected`."""
     if not 0 <= returned < len(row):
@@ -36,8 +41,9 @@ def check(observations, options):
         # Every distinct answer is judged (an answer wrong only sometimes is still wrong), the most
         # frequent first; each kind is reported once per target and case.
         for outcome in sorted(outcomes, key=lambda o: -len(o.runs)):
-            if outcome.failed or case.must_raise or tuple(outcome.indices.shape) != case.output_shape:
-                continue
+            if (outcome.failed or case.must_raise or not is_index_dtype(outcome.dtype)
+                    or tuple(outcome.indices.shape) != case.output_shape):
+                continue  # the api check reports answers of the wrong type or shape
             for finding in _judge(observations, case, target, outcome):
                 if finding.kind not in kinds:
                     kinds.add(finding.kind)

@@ -224,10 +224,10 @@ def test_repeat_reproducer_prints_the_set_of_answers():
 
 
 def test_large_case_reproducer_sparse_and_saved(tmp_path):
-    sparse = np.full((10, 20), -1.0, dtype=np.float32)
+    sparse = np.full((10, 30), -1.0, dtype=np.float32)  # more values than are written inline
     sparse[3, [4, 17]] = 8.0
     sparse[7, 0] = np.nan
-    dense = np.random.default_rng(0).standard_normal((10, 20)).astype(np.float32)
+    dense = np.random.default_rng(0).standard_normal((10, 30)).astype(np.float32)
     np.savez(tmp_path / "arrays.npz", **{"case/dense": dense})
     for case_id, values in (("sparse", sparse), ("dense", dense)):
         case = Case(case_id, values, dim=1)
@@ -267,6 +267,7 @@ def test_findings_reproduce_what_the_audit_saw():
     case = next(c for c in quick_suite() if c.id == "near-tie-overflow")  # small: inline values
     [finding] = run_checks(observe([case], impls, processes=1, repeats=1))
     printed = _run_script(finding.reproducer)
-    seen = _numpy_answer(case, "float16")
-    assert printed == _printed(seen, case, [tuple(p) for p in finding.positions])
-    assert f"# the audit saw {printed}" in finding.reproducer
+    positions = [tuple(p) for p in finding.positions]
+    answers = [_printed(_numpy_answer(case, dtype), case, positions) for dtype in ("float32", "float16")]
+    assert printed == f"[{', '.join(answers)}]"  # float32's answers, then float16's
+    assert f"# the audit saw {printed} (float32, then float16)" in finding.reproducer

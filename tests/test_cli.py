@@ -38,6 +38,7 @@ RUN_DEFAULTS = {
     "--repeats": "[default: 5",
     "--processes": "[default: 2",
     "--timeout": "[default: 60.0",
+    "--startup-timeout": "[default: 180.0",
     "--jobs": "[default: (number of CPUs)",
     "--out": "[default: audit-results]",
     "--fail-on": "Default: error",

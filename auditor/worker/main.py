@@ -106,26 +106,36 @@ class Worker:
     def _run_case(self, target, fn, case_id, repeats):
         case, source = self.cases[case_id]
         started = time.perf_counter()
-        host = narrow(source, target["dtype"])  # a private array: the target may write into it
-        before = widen(host, target["dtype"]).astype(np.float64) if target.get("impl") else None
+        # A user's implementation gets a fresh input for every call and is checked for writing
+        # into it; the frameworks' own argmax reuses one input across repeats.
+        fresh = bool(target.get("impl"))
         try:
-            x = self.adapter.to_native(host, target["dtype"], target["device"], case["layout"])
+            x, before = self._input(target, case, source, fresh)
         except Exception as exc:
             write_message(self.out, {"op": "result", "case": case_id, "setup_error": _error(exc)})
             return
         prepare_s = time.perf_counter() - started
-        outcomes, keys, seconds, writer = [], [], [], PayloadWriter()
+        outcomes, keys, seconds, writer, mutated = [], [], [], PayloadWriter(), False
         for repeat in range(repeats):
+            if fresh and repeat:
+                x, before = self._input(target, case, source, fresh)
             write_message(self.out, {"op": "tick"})  # the driver's per-call deadline starts now
             outcome, elapsed = self._call(fn, x, case, target["device"])
             seconds.append(elapsed)
             _add(outcomes, keys, outcome, repeat, writer)
+            mutated = mutated or (fresh and _mutated(self.adapter, x, before))
         result = {"op": "result", "case": case_id, "outcomes": outcomes, "seconds": seconds,
                   "prepare_s": prepare_s}
-        if before is not None and _mutated(self.adapter, x, before):
+        if mutated:
             result["mutated"] = True
         result["harness_s"] = time.perf_counter() - started - sum(seconds)
         write_message(self.out, result, writer.payload())
+
+    def _input(self, target, case, source, keep_copy):
+        """Return the native input (a private array) and, if asked, its values as float64."""
+        host = narrow(source, target["dtype"])
+        before = widen(host, target["dtype"]).astype(np.float64) if keep_copy else None
+        return self.adapter.to_native(host, target["dtype"], target["device"], case["layout"]), before
 
     def _call(self, fn, x, case, device):
         started = time.perf_counter()

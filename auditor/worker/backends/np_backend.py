@@ -55,6 +55,6 @@ class Adapter:
         return np.asarray(x).astype(np.float64)
 
     def to_numpy(self, result):
-        if not isinstance(result, (np.ndarray, np.integer)):
+        if not isinstance(result, (np.ndarray, np.generic)):
             raise TypeError(f"returned {type(result).__name__}, not a numpy array")
         return as_indices(result, type(result).__name__)
