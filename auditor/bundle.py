@@ -18,28 +18,46 @@ from .model import Case, Finding, Observations, Outcome, Target
 # 1: first format: metadata, environment, targets, cases, observations, findings, summary.
 FORMAT_VERSION = 1
 WRITE_ID = "meta/write_id"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 RESULTS = "results.json"
 ARRAYS = "arrays.npz"
 
 
 def prepare(path):
-    """Check that `path` can take a results bundle; refuse an unrelated non-empty folder.
+    """Create the folder `path` for a results bundle; return True if this call created it.
 
-    The folder itself is made by the first write, so a run refused before it measured anything
-    leaves nothing behind.
+    An unrelated non-empty folder, a file, or a place that cannot be written is refused at once,
+    before anything is measured. `discard` removes a folder made here if the run never wrote it.
     """
     if os.path.exists(path) and not os.path.isdir(path):
         raise UserError(f"--out {path} is a file; give a folder for the results bundle")
-    if os.path.isdir(path) and os.listdir(path) and not os.path.exists(os.path.join(path, RESULTS)):
+    if os.path.isdir(path) and os.listdir(path) and not _is_bundle(path):
         raise UserError(f"--out {path} is a non-empty folder that is not a results bundle; "
                         "give a new or empty folder")
-    existing = os.path.abspath(path)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise UserError(f"cannot create --out {path}: {existing} is a file")
-    if not os.access(existing, os.W_OK):
-        raise UserError(f"cannot create --out {path}: {existing} is not writable")
+    created = not os.path.exists(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create --out {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK):
+        raise UserError(f"cannot write into --out {path}: permission denied")
+    return created
+
+
+def discard(path, created):
+    """Remove the folder `prepare` created at `path` if nothing was written into it."""
+    if created and os.path.isdir(path) and not os.listdir(path):
+        os.rmdir(path)
+
+
+def _is_bundle(path):
+    """True when `path` holds a results.json written by argmax-audit (any format version)."""
+    try:
+        with open(os.path.join(path, RESULTS), encoding="utf-8") as handle:
+            return '"format_version"' in handle.read(4096)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _atomic(path, write):
@@ -48,6 +66,7 @@ def _atomic(path, write):
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a bundle is for others to read too
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -66,26 +66,34 @@ def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats,
         cases=cases, repeats=repeats, processes=processes, timeout=timeout, jobs=jobs,
         startup_timeout=startup_timeout,
     )
-    bundle.prepare(out)
+    created = bundle.prepare(out)
     metadata = {"command": ["audit", *sys.argv[1:]], "suite": suite, "seed": seed,
                 "cases": list(case_patterns), "repeats": repeats, "processes": processes,
                 "timeout": timeout, "startup_timeout": startup_timeout, "fail_on": fail_on, "policy": rules.source,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "complete": False}
-    observations, runner, environment = _measure(plan, out, metadata, quiet)
+    try:
+        observations, runner, environment, interrupted = _measure(plan, out, metadata, quiet)
+    except (AuditError, click.ClickException):
+        bundle.discard(out, created)  # refused before anything was measured: leave no trace
+        raise
     findings = rules.apply(run_checks(observations, {"max_flip_rate": rules.max_flip_rate}))
-    metadata.update(complete=True, seconds=round(runner.record.seconds, 3),
+    metadata.update(complete=not interrupted, seconds=round(runner.record.seconds, 3),
                     skipped=runner.record.skipped)
-    document = bundle.write(out, observations, findings, metadata, environment,
-                            summarize(observations, findings, fail_on))
+    summary = summarize(observations, findings, fail_on)
+    summary["complete"] = not interrupted
+    document = bundle.write(out, observations, findings, metadata, environment, summary)
     click.echo(terminal.render(document, color=sys.stdout.isatty()))
     click.echo(f"results bundle: {os.path.join(out, bundle.RESULTS)}")
+    if interrupted:
+        raise AuditError("interrupted: the findings above cover only what was measured before the "
+                         f"stop; the bundle in {out} keeps it")
     sys.exit(ExitCode.FINDINGS if document["summary"]["verdict"] == "fail" else ExitCode.OK)
 
 
 def _measure(plan, out, metadata, quiet):
-    """Run `plan`, checkpointing into `out`; return (observations, runner, environment).
+    """Run `plan`, checkpointing into `out`; return (observations, runner, environment, interrupted).
 
-    Ctrl-C and SIGTERM stop the workers; what was measured is saved and the run ends with exit 3.
+    Ctrl-C and SIGTERM stop the workers and keep what was measured (saved at once, then checked).
     """
     observations = Observations(cases={c.id: c for c in plan.cases},
                                 bundle_path=os.path.abspath(out))
@@ -96,17 +104,17 @@ def _measure(plan, out, metadata, quiet):
     environment = inventory(runner.record.frameworks, runner.record.unavailable)
     runner.checkpoint = bundle.Checkpointer(out, observations, metadata, environment)
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    interrupted = False
     try:
         runner.run(first)
     except KeyboardInterrupt:
-        progress.close()
+        interrupted = True
         with runner.lock:
             runner.checkpoint(force=True)
-        raise AuditError(f"interrupted; the observations made so far are kept in {out}") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-    progress.close()
-    return observations, runner, environment
+        progress.close()
+    return observations, runner, environment, interrupted
 
 
 def _interrupt(signum, frame):

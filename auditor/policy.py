@@ -85,7 +85,7 @@ def load(path):
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid TOML: {exc}") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read: {exc.strerror}") from None
@@ -111,7 +111,9 @@ def parse(data, path):
         raise UserError(f"{where}: unknown key {sorted(unknown)[0]!r}; known keys: {', '.join(sorted(KEYS))}")
     policy = Policy(source=path)
     if "fail-on" in data:
-        policy.fail_on = _severity(data["fail-on"], f"{where}: fail-on")
+        if data["fail-on"] not in ("warning", "error"):
+            raise UserError(f"{where}: fail-on must be warning or error, got {data['fail-on']!r}")
+        policy.fail_on = data["fail-on"]
     for kind, level in _expect(data.get("severity", {}), dict, f"{where}: severity").items():
         if kind not in KINDS:
             raise UserError(f"{where}: [severity] names unknown kind {kind!r}; kinds: {', '.join(KINDS)}")

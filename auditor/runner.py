@@ -19,6 +19,16 @@ INSTALL_HINT = {
     "torch": "pip install 'argmax-audit[torch]'",
     "jax": "pip install 'argmax-audit[jax]'",
 }
+#: Which frameworks can drive a kind of device, and what brings that device to them.
+DEVICE_FRAMEWORKS = {"cpu": ("numpy", "torch", "jax"), "cuda": ("torch", "jax"),
+                     "rocm": ("torch", "jax"), "mps": ("torch",), "tpu": ("jax",)}
+DEVICE_HINTS = {
+    "cpu": "any build",
+    "cuda": "an NVIDIA GPU and a CUDA build (torch from pytorch.org, or jax[cuda12])",
+    "rocm": "an AMD GPU and a ROCm build of torch or jax",
+    "mps": "torch on Apple silicon with macOS 12.3 or later",
+    "tpu": "a TPU VM and jax[tpu]",
+}
 #: Times one target may kill or hang its worker before its remaining cases are skipped.
 MAX_DEATHS = 3
 
@@ -192,15 +202,23 @@ class Runner:
                         self.targets[target.id] = (target, fw)
         for wanted in self.plan.devices:
             if not any(_device_matches(d, wanted) for d in found_devices):
-                present = ", ".join(sorted(found_devices)) or "none"
-                builds = "; ".join(f"{fw} {info['version']}" + (
-                    f" (CUDA {info['build']['cuda']})" if info["build"].get("cuda") else "")
-                    for fw, info in self.record.frameworks.items() if fw != "numpy")
-                raise UserError(f"device {wanted} is not present (found: {present}; {builds}); "
-                                "install a framework build for that device (e.g. torch with CUDA "
-                                "from pytorch.org, jax[cuda12])")
+                raise UserError(self._absent_device(wanted, found_devices))
         for target, _ in self.targets.values():
             self.observations.targets[target.id] = target
+
+    def _absent_device(self, wanted, found_devices):
+        """Say that device `wanted` is absent, what was found, and what would bring it."""
+        builds = ", ".join(f"{fw} {info['version']}" + (
+            f" with CUDA {info['build']['cuda']}" if info["build"].get("cuda") else "")
+            for fw, info in self.record.frameworks.items())
+        kind = wanted.split(":")[0]
+        capable = [fw for fw in self.record.frameworks if fw in DEVICE_FRAMEWORKS.get(kind, ())]
+        if not capable:
+            return (f"device {wanted} is not present: {', '.join(self.record.frameworks)} runs on "
+                    f"the CPU only; audit {kind} with {' or '.join(DEVICE_FRAMEWORKS[kind])}, "
+                    f"which needs {DEVICE_HINTS[kind]}")
+        return (f"device {wanted} is not present (found: {', '.join(sorted(found_devices))}; "
+                f"{builds}); it needs {DEVICE_HINTS[kind]}")
 
     # -- phase 2: every target in `processes` fresh processes
     def run(self, first):

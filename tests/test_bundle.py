@@ -312,12 +312,14 @@ def test_a_write_cut_between_the_two_files_never_reads_back_wrong(written, monke
 # -- preparing the folder --------------------------------------------------------------------------
 
 
-def test_prepare_leaves_nothing_and_the_first_write_creates_nested_folders(tmp_path):
+def test_prepare_creates_nested_folders_and_discard_removes_an_unused_one(tmp_path):
     path = tmp_path / "a" / "b" / "bundle"
-    bundle.prepare(str(path))
-    assert not (tmp_path / "a").exists()  # a run refused later leaves no empty folder behind
-    bundle.write(str(path), Observations())
-    assert (path / "results.json").is_file()
+    assert bundle.prepare(str(path)) is True
+    assert path.is_dir()
+    bundle.discard(str(path), True)  # a run refused before measuring leaves no empty folder
+    assert not path.exists()
+    (tmp_path / "empty").mkdir()
+    assert bundle.prepare(str(tmp_path / "empty")) is False
 
 
 def test_prepare_accepts_an_empty_folder_and_an_old_bundle(written, tmp_path):
