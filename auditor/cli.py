@@ -78,7 +78,7 @@ def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats,
         raise
     findings = rules.apply(run_checks(observations, {"max_flip_rate": rules.max_flip_rate}))
     metadata.update(complete=not interrupted, seconds=round(runner.record.seconds, 3),
-                    skipped=runner.record.skipped)
+                    skipped=runner.record.skipped, policy_unused=rules.unused(findings))
     summary = summarize(observations, findings, fail_on)
     summary["complete"] = not interrupted
     document = bundle.write(out, observations, findings, metadata, environment, summary)

@@ -53,9 +53,12 @@ def row_facts(values, axis):
     nan = np.isnan(values)
     mask = maximizers(values, axis)
     length = values.shape[axis]
-    has_nan = nan.any(axis=axis)
-    return {"axis": axis, "length": length, "nan": nan, "has_nan": has_nan,
-            "ties": (mask.sum(axis=axis) >= 2) & ~has_nan, "first": first_true(mask, axis),
+    any_nan = nan.any(axis=axis)
+    no_nan = np.where(nan, -np.inf, values)
+    skipping = first_true(no_nan == no_nan.max(axis=axis, keepdims=True), axis)
+    return {"axis": axis, "length": length, "nan": nan, "skipping": skipping,
+            "has_nan": any_nan & ~nan.all(axis=axis),  # an all-NaN row tells no policy apart
+            "ties": (mask.sum(axis=axis) >= 2) & ~any_nan, "first": first_true(mask, axis),
             "last": length - 1 - first_true(np.flip(mask, axis=axis), axis)}
 
 
@@ -63,7 +66,8 @@ def policies(facts, indices):
     """Return (tie policy, NaN policy) of the answers `indices` to rows described by `facts`.
 
     Tie policy over rows with two or more tied maxima and no NaN: 'first', 'last', 'other', or
-    'mixed'; NaN policy over rows holding NaN: 'first', 'later-nan', 'ignores-nan', or 'mixed';
+    'mixed'; NaN policy over rows holding NaN and other values: 'first', 'later-nan',
+    'ignores-nan' (the first maximum of the other values, as nanargmax), 'other', or 'mixed';
     'none' where no row qualifies. `indices` has the reduced axis removed.
     """
     axis, first, last, ties, has_nan = (facts[k] for k in ("axis", "first", "last", "ties", "has_nan"))
@@ -73,9 +77,11 @@ def policies(facts, indices):
     tie = _merge({"first": ties & (indices == first),
                   "last": ties & (indices == last) & (indices != first),
                   "other": ties & (indices != first) & (indices != last)})
+    skipping = facts["skipping"]
     nan_policy = _merge({"first": has_nan & (indices == first),
                          "later-nan": has_nan & (indices != first) & picked_nan,
-                         "ignores-nan": has_nan & ~picked_nan})
+                         "ignores-nan": has_nan & ~picked_nan & (indices == skipping),
+                         "other": has_nan & ~picked_nan & (indices != skipping)})
     return tie, nan_policy
 
 

@@ -47,6 +47,11 @@ class Policy:
                     break
         return findings
 
+    def unused(self, findings):
+        """Return a description of each allow rule that matched none of `findings`."""
+        return [f"[[allow]] #{i + 1} ({', '.join(f'{k} = {rule[k]!r}' for k in ('kind', 'target', 'case') if k in rule)})"
+                for i, rule in enumerate(self.allow) if not any(_matches(rule, f) for f in findings)]
+
 
 def _glob(name, pattern):
     """Match `name` against `pattern` exactly or as a glob (ids hold '[', a glob character)."""

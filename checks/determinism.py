@@ -2,7 +2,7 @@
 import numpy as np
 
 from auditor.explain import disputed_positions, excerpt, fmt
-from auditor.model import Finding
+from auditor.model import Finding, Outcome
 from auditor.reproduce import reproducer
 
 NAME = "determinism"
@@ -53,10 +53,14 @@ def _finding(observations, target_id, case, answers):
         seen = case.seen(target.dtype)
         row = case.row(seen, first)
         picks = [int(r.indices[first]) for r in results]
+        by_pick = {}
+        for pick, result in zip(picks, results):
+            by_pick.setdefault(pick, []).extend(result.runs)
         detail = "; ".join(f"{p} ({fmt(row[p]) if 0 <= p < len(row) else 'out of range'}) in "
-                           f"{_describe_runs(r)}" for p, r in zip(picks, results))
+                           f"{_describe_runs(Outcome(runs))}" for p, runs in by_pick.items())
         sentence = (f"{case.describe_call()} on {target_id} gave {len(answers)} different answers "
-                    f"on case {case.id}, {scope}: at {case.where(first)} it returned {detail}")
+                    f"on case {case.id}, {scope}, differing at {len(positions)} position"
+                    f"{'s' if len(positions) > 1 else ''}: at {case.where(first)} it returned {detail}")
         evidence.update(values=excerpt(row, picks), picks=picks)
     else:
         kinds = ", ".join(f"{o.error['type'] if o.failed else 'indices'} in {_describe_runs(o)}" for o in answers)

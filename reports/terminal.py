@@ -54,6 +54,14 @@ def _header(environment):
     return " · ".join(parts) + f" · devices: {listed}" + (f" · NVIDIA driver {driver}" if driver else "")
 
 
+def _allowed_groups(findings):
+    groups = {}
+    for f in findings:
+        key = (f["kind"], ", ".join(f["evidence"].get("blame") or f["targets"]), f["allowed"])
+        groups[key] = groups.get(key, 0) + 1
+    return groups
+
+
 def render(document, limit=10, color=False):
     """Return the summary text for results `document`."""
     summary = document["summary"]
@@ -79,6 +87,14 @@ def render(document, limit=10, color=False):
         if len(groups) > limit:
             rest = sum(1 + len(more) for _, more in groups[limit:])
             lines.append(f"  ... and {rest} more in results.json")
+    allowed = [f for f in document["findings"] if f["allowed"]]
+    if allowed:
+        lines.append("")
+        lines.append(f"allowed by the policy ({document['metadata'].get('policy', 'policy')}):")
+        for (kind, blame, reason), count in _allowed_groups(allowed).items():
+            lines.append(f"  {kind} on {blame} ({count} finding{'s' if count > 1 else ''}): {reason}")
+    for rule in document["metadata"].get("policy_unused", []):
+        lines.append(f"policy: {rule} matched no finding")
     notes = document["environment"].get("unavailable", {})
     skipped = document["metadata"].get("skipped", [])
     if notes or skipped:
