@@ -51,7 +51,8 @@ impl = click.option(
          "Example: torch:my_kernels:argmax_layer or numpy:./my_argmax.py:argmax.")
 suite = click.option(
     "--suite", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
-    help="Built-in cases: quick takes seconds, full adds longer rows and larger inputs (minutes).")
+    help="Built-in cases: quick (45 cases, seconds), or full (74 cases: longer rows and larger "
+         "inputs, up to 16.7M elements; about half a minute on 2 cores).")
 cases = click.option(
     "--cases", "case_patterns", multiple=True, metavar="PATTERN",
     help="Only cases whose id or tag matches a glob (comma list or repeated), e.g. 'ties-*,nan'. "
