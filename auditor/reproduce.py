@@ -68,7 +68,8 @@ def _impl_lines(target):
                 f"spec = importlib.util.spec_from_file_location('impl', {path!r})",
                 "impl = importlib.util.module_from_spec(spec); spec.loader.exec_module(impl)",
                 f"argmax = impl.{function}"]
-    return [f"from {module} import {function} as argmax"]
+    return ["import sys", f"sys.path.insert(0, {os.getcwd()!r})  # where the audit found {module}",
+            f"from {module} import {function} as argmax"]
 
 
 _TO_NUMPY = {"numpy": "np.asarray({0}, dtype=np.float64)",
