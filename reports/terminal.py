@@ -33,7 +33,8 @@ def _grouped(findings):
         if f["allowed"]:
             continue
         blame = tuple(f["evidence"].get("blame") or f["targets"])
-        groups.setdefault((f["severity"], f["kind"], f["check"], blame), []).append(f)
+        problem = f["evidence"].get("problem")  # the api check's findings name several problems
+        groups.setdefault((f["severity"], f["kind"], f["check"], problem, blame), []).append(f)
     ranked = sorted(groups.items(), key=lambda item: (-severity_rank(item[0][0]),
                                                       list(KINDS).index(item[0][1])))
     return [(found[0], [f["case"] for f in found[1:] if f["case"]]) for _, found in ranked]
