@@ -90,6 +90,7 @@ def _finding(observations, case, low, wide, low_answer, wide_answer, found):
         evidence={"blame": [low.id], "flips": len(found), "positions_compared": total,
                   "margin": float(wide_row[hi]) - float(wide_row[lo]), "margin_spacings": units,
                   "values": excerpt(wide_row, [lo, hi]), "rounded": excerpt(low_row, [lo, hi]),
+                  "picks": [hi, lo],
                   "margins_spacings": [_margin(case.row(wide_seen, p), lo_, hi_, low.dtype)
                                        for p, lo_, hi_ in found[:200]]},
         reproducer=reproducer(case, low, positions, observations.bundle_path, against="float32",
