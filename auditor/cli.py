@@ -1,4 +1,5 @@
 """The `audit` command line (Click). User mistakes become one line and exit 2."""
+import json
 import os
 import signal
 import sys
@@ -11,11 +12,14 @@ from .cases import build_suite, select
 from .checks import run_checks
 from .environment import inventory
 from .errors import AuditError, ExitCode, UserError
-from .model import DTYPES, FRAMEWORKS, Observations
+from .model import DTYPES, FRAMEWORKS, SEVERITIES, Observations
 from .progress import Progress
-from .reports import terminal
+from .reports import html, junit, markdown, terminal
 from .runner import Plan, Runner
 from .summary import summarize
+
+#: The HTML report's name inside a results bundle.
+REPORT = "report.html"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -45,9 +49,12 @@ def cli():
 @options.out
 @options.fail_on
 @options.config
+@options.junit
+@options.summary_md
+@options.json_out
 @options.quiet
 def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats, processes, timeout,
-        startup_timeout, jobs, out, fail_on, config, quiet):
+        startup_timeout, jobs, out, fail_on, config, junit, summary_md, json_file, quiet):
     """Call argmax repeatedly on every case and target, check the answers, write the bundle.
 
     Targets are every installed framework (numpy, torch, jax) on every device it reports, in every
@@ -82,12 +89,68 @@ def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats,
     summary = summarize(observations, findings, fail_on)
     summary["complete"] = not interrupted
     document = bundle.write(out, observations, findings, metadata, environment, summary)
-    click.echo(terminal.render(document, color=sys.stdout.isatty()))
-    click.echo(f"results bundle: {os.path.join(out, bundle.RESULTS)}")
+    html_file = os.path.join(out, REPORT)
+    _report(document, html_file, junit, summary_md, json_file)
+    click.echo(f"results bundle: {os.path.join(out, bundle.RESULTS)}", err=json_file == "-")
     if interrupted:
         raise AuditError("interrupted: the findings above cover only what was measured before the "
                          f"stop; the bundle in {out} keeps it")
     sys.exit(ExitCode.FINDINGS if document["summary"]["verdict"] == "fail" else ExitCode.OK)
+
+
+@cli.command()
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(file_okay=False))
+@click.option("-o", "--output", "html_file", metavar="FILE", callback=options._output,
+              help="Where to write the HTML report. Default: BUNDLE/report.html.")
+@options.fail_on
+@options.junit
+@options.summary_md
+@options.json_out
+def report(bundle_path, html_file, fail_on, junit, summary_md, json_file):
+    """Render the reports of a saved results bundle; needs no framework installed.
+
+    Prints the summary, writes the HTML report (and --junit, --summary-md, --json where given),
+    and exits like the run did: 1 when findings at or above --fail-on (default: the run's level)
+    are not allowed by the policy.
+    """
+    observations, findings, document = bundle.read(bundle_path)
+    if fail_on and fail_on != document["summary"].get("fail_on"):
+        _refail(document, fail_on)
+    _report(document, html_file or os.path.join(bundle_path, REPORT), junit, summary_md, json_file)
+    sys.exit(ExitCode.FINDINGS if document["summary"].get("verdict") == "fail" else ExitCode.OK)
+
+
+def _refail(document, fail_on):
+    """Recompute the verdict of `document` at level `fail_on` from its findings."""
+    rank = SEVERITIES.index(fail_on)
+    failing = [f for f in document["findings"]
+               if not f["allowed"] and SEVERITIES.index(f["severity"]) >= rank]
+    document["summary"].update(fail_on=fail_on, failing=len(failing),
+                               verdict="fail" if failing else "pass")
+
+
+def _report(document, html_file, junit_file, summary_md, json_file):
+    """Print the terminal summary and write the HTML report and the other files asked for."""
+    echo_err = json_file == "-"  # stdout carries the JSON document
+    click.echo(terminal.render(document, color=sys.stdout.isatty() and not echo_err), err=echo_err)
+    _write(html_file, html.render(document), "HTML report")
+    if junit_file:
+        _write(junit_file, junit.render(document), "JUnit XML")
+    if summary_md:
+        _write(summary_md, markdown.render(document, report=html_file), "Markdown summary")
+    if json_file == "-":
+        click.echo(json.dumps(document, indent=1))
+    elif json_file:
+        _write(json_file, json.dumps(document, indent=1), "results document")
+    click.echo(f"HTML report: {html_file}", err=echo_err)
+
+
+def _write(path, text, what):
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise UserError(f"cannot write the {what} to {path}: {exc.strerror or exc}") from None
 
 
 def _measure(plan, out, metadata, quiet):

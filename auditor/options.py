@@ -92,6 +92,30 @@ config = click.option("--config", type=click.Path(dir_okay=False), default=None,
 quiet = click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 
 
+def _output(ctx, param, value):
+    """Refuse an output file whose folder is missing or read-only now, not after the run."""
+    if value is None or value == "-":
+        return value
+    if os.path.isdir(value):
+        raise click.BadParameter(f"{value} is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(value))
+    if not os.path.isdir(folder):
+        raise click.BadParameter(f"folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (os.path.exists(value) and not os.access(value, os.W_OK)):
+        raise click.BadParameter(f"cannot write {value}: permission denied")
+    return value
+
+
+junit = click.option("--junit", metavar="FILE", callback=_output,
+                     help="Also write JUnit XML: one test case per target and check, a failure "
+                          "per failing finding (for GitHub Actions, GitLab, Jenkins).")
+summary_md = click.option("--summary-md", metavar="FILE", callback=_output,
+                          help="Also write a short Markdown summary, e.g. to $GITHUB_STEP_SUMMARY.")
+json_out = click.option("--json", "json_file", metavar="FILE", callback=_output,
+                        help="Also write the results document (results.json) to FILE; - for stdout "
+                             "(the terminal summary then goes to stderr).")
+
+
 def parse_impl(text):
     """Split `FRAMEWORK:MODULE_OR_FILE:FUNCTION`; raise click.BadParameter when it does not."""
     from .runner import Impl
