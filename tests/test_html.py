@@ -228,7 +228,7 @@ def test_browser_shows_the_report_without_console_errors(tmp_path):
     page.write_text(report.render(load("every-kind")), encoding="utf-8")
     dom, console = open_in_browser(page, tmp_path, "--dump-dom")
     assert console == []
-    assert re.search(r'class="shown"[^>]*>\d+ of \d+ findings<', dom)  # the script ran to its end
+    assert re.search(r'class="shown"[^>]*>\d+ of \d+ entries<', dom)  # the script ran to its end
     shot = tmp_path / "shot.png"
     _, console = open_in_browser(page, tmp_path, f"--screenshot={shot}")
     data = shot.read_bytes()

@@ -49,7 +49,7 @@
     return set;
   }
 
-  var filterFindings = setup("finding-filters", "details.finding", "findings");
+  var filterFindings = setup("finding-filters", "details.finding", "entries");
   setup("case-filters", "tr.case-row", "cases");
 
   document.querySelectorAll("a.filter-link").forEach(function (link) {
