@@ -1,8 +1,8 @@
 """The checks: one module each, a pure function from observations to findings."""
-from . import api, consistency, crash, determinism, precision, reference
+from . import api, consistency, crash, determinism, precision, reference, regression
 
-#: Every check, in the order findings are reported.
-CHECKS = (crash, api, determinism, reference, consistency, precision)
+#: Every check, in the order findings are reported (regression only runs with a baseline).
+CHECKS = (crash, api, determinism, reference, consistency, precision, regression)
 
 
 def run_checks(observations, options=None):

@@ -40,7 +40,7 @@ PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 def test_checks_are_the_documented_modules():
     assert [c.NAME for c in CHECKS] == ["crash", "api", "determinism", "reference", "consistency",
-                                        "precision"]
+                                        "precision", "regression"]
 
 
 def test_correct_targets_of_every_dtype_are_clean_but_for_drift_warnings():
