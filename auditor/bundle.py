@@ -162,14 +162,7 @@ def read(path):
             document = json.load(handle)
     except (OSError, ValueError) as exc:
         raise BundleError(f"{results} is unreadable or truncated: {exc}") from None
-    if not isinstance(document, dict) or "format_version" not in document:
-        raise BundleError(f"{results} is not an argmax-audit results document")
-    version = document["format_version"]
-    if version != FORMAT_VERSION:
-        newer = isinstance(version, int) and version > FORMAT_VERSION
-        raise BundleError(f"{results} has format version {version}; this argmax-audit reads "
-                          f"version {FORMAT_VERSION}"
-                          + ("; upgrade argmax-audit to read it" if newer else ""))
+    document = upgrade(document, results)
     try:
         with np.load(os.path.join(path, ARRAYS), allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
@@ -182,6 +175,29 @@ def read(path):
         return _decode(document, arrays, path), [Finding(**f) for f in document["findings"]], document
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"{results} is malformed: {type(exc).__name__}: {exc}") from None
+
+
+def upgrade(document, source):
+    """Return results `document` (read from `source`) in FORMAT_VERSION, migrating older ones.
+
+    A document of a newer version, or not a results document at all, is refused in one line.
+    """
+    if not isinstance(document, dict) or "format_version" not in document:
+        raise BundleError(f"{source} is not an argmax-audit results document")
+    version = document["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise BundleError(f"{source} has an invalid format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise BundleError(f"{source} has format version {version}, newer than this argmax-audit "
+                          f"reads ({FORMAT_VERSION}); upgrade argmax-audit to read it")
+    while version < FORMAT_VERSION:
+        document = MIGRATIONS[version](document)
+        version = document["format_version"] = version + 1
+    return document
+
+
+#: MIGRATIONS[n] turns a version-n document into a version-(n + 1) one (in place, returned).
+MIGRATIONS = {}
 
 
 def _decode(document, arrays, path):

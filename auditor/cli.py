@@ -7,9 +7,9 @@ import time
 
 import click
 
-from . import __version__, bundle, options, policy
+from . import __version__, baseline, bundle, options, policy
 from .cases import build_suite, select
-from .checks import run_checks
+from .checks import regression, run_checks
 from .environment import inventory
 from .errors import AuditError, ExitCode, UserError
 from .model import DTYPES, FRAMEWORKS, SEVERITIES, Observations
@@ -49,12 +49,15 @@ def cli():
 @options.out
 @options.fail_on
 @options.config
+@options.baseline
+@options.save_baseline
 @options.junit
 @options.summary_md
 @options.json_out
 @options.quiet
 def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats, processes, timeout,
-        startup_timeout, jobs, out, fail_on, config, junit, summary_md, json_file, quiet):
+        startup_timeout, jobs, out, fail_on, config, baseline_path, save_baseline, junit,
+        summary_md, json_file, quiet):
     """Call argmax repeatedly on every case and target, check the answers, write the bundle.
 
     Targets are every installed framework (numpy, torch, jax) on every device it reports, in every
@@ -62,9 +65,8 @@ def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats,
     stderr; the results bundle goes to --out.
     """
     rules = policy.find(config)
-    cases = select(build_suite(suite, seed), options.split(case_patterns))
-    if not cases:
-        raise UserError(f"--cases {','.join(case_patterns)} matches no case of the {suite} suite")
+    previous = baseline.load(baseline_path) if baseline_path else None
+    cases = _cases(suite, seed, case_patterns, previous)
     fail_on = fail_on or rules.fail_on or "error"
     plan = Plan(
         frameworks=frameworks or list(FRAMEWORKS), explicit_frameworks=bool(frameworks),
@@ -78,12 +80,15 @@ def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats,
                 "cases": list(case_patterns), "repeats": repeats, "processes": processes,
                 "timeout": timeout, "startup_timeout": startup_timeout, "fail_on": fail_on, "policy": rules.source,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "complete": False}
+    if previous:
+        metadata["baseline"] = _baseline_facts(baseline_path, previous[2])
     try:
         observations, runner, environment, interrupted = _measure(plan, out, metadata, quiet)
     except (AuditError, click.ClickException):
         bundle.discard(out, created)  # refused before anything was measured: leave no trace
         raise
-    findings = rules.apply(run_checks(observations, {"max_flip_rate": rules.max_flip_rate}))
+    findings = rules.apply(run_checks(observations, _check_options(rules, observations, environment,
+                                                                   previous)))
     metadata.update(complete=not interrupted, seconds=round(runner.record.seconds, 3),
                     skipped=runner.record.skipped, policy_unused=rules.unused(findings))
     summary = summarize(observations, findings, fail_on)
@@ -92,10 +97,44 @@ def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats,
     html_file = os.path.join(out, REPORT)
     _report(document, html_file, junit, summary_md, json_file)
     click.echo(f"results bundle: {os.path.join(out, bundle.RESULTS)}", err=json_file == "-")
+    if save_baseline:
+        baseline.save(save_baseline, observations, findings, metadata, environment, summary)
+        click.echo(f"baseline: {save_baseline}", err=json_file == "-")
     if interrupted:
         raise AuditError("interrupted: the findings above cover only what was measured before the "
                          f"stop; the bundle in {out} keeps it")
     sys.exit(ExitCode.FINDINGS if document["summary"]["verdict"] == "fail" else ExitCode.OK)
+
+
+def _cases(suite, seed, patterns, previous):
+    """Return the cases to run: the baseline's exact cases, or the built-in suite's."""
+    if previous:
+        found = select(list(previous[0].cases.values()), options.split(patterns))
+        where = "the baseline"
+    else:
+        found = select(build_suite(suite, seed), options.split(patterns))
+        where = f"the {suite} suite"
+    if not found:
+        raise UserError(f"--cases {','.join(patterns)} matches no case of {where}")
+    return found
+
+
+def _baseline_facts(path, document):
+    metadata, environment = document.get("metadata", {}), document.get("environment", {})
+    return {"path": os.path.abspath(path), "created": metadata.get("created"),
+            "host": environment.get("host"),
+            "frameworks": {name: info.get("version") for name, info in
+                           (environment.get("frameworks") or {}).items()}}
+
+
+def _check_options(rules, observations, environment, previous=None):
+    """Return the options the checks take: thresholds, and the baseline to compare with."""
+    found = {"max_flip_rate": rules.max_flip_rate}
+    if previous:
+        versions = baseline.target_versions(observations.targets, environment)
+        versions.update(baseline.target_versions(previous[0].targets, previous[2]["environment"]))
+        found.update(baseline=previous[0], versions=versions)
+    return found
 
 
 @cli.command()
@@ -120,6 +159,45 @@ def report(bundle_path, html_file, fail_on, junit, summary_md, json_file):
     sys.exit(ExitCode.FINDINGS if document["summary"].get("verdict") == "fail" else ExitCode.OK)
 
 
+@cli.command()
+@click.argument("old_path", metavar="OLD")
+@click.argument("new_path", metavar="NEW")
+@click.option("-o", "--output", "html_file", metavar="FILE", callback=options._output,
+              help="Also write an HTML report of the changes to FILE.")
+@options.fail_on
+@options.config
+@options.junit
+@options.summary_md
+@options.json_out
+def compare(old_path, new_path, html_file, fail_on, config, junit, summary_md, json_file):
+    """Report every answer of NEW that differs from OLD as a regression (bundles or baselines).
+
+    Targets pair by framework (or implementation), device, dtype and variant, whatever their
+    versions and environments; cases by id and exact values. Exits 1 when a change fails the run
+    (regressions are errors unless the policy says otherwise).
+    """
+    rules = policy.find(config)
+    old, new = baseline.load(old_path), baseline.load(new_path)
+    observations, _, document = new
+    check_options = _check_options(rules, observations, document["environment"], old)
+    found = rules.apply(regression.check(observations, check_options))
+    fail_on = fail_on or rules.fail_on or "error"
+    compared = sum(1 for _ in regression.pairs(observations, old[0]))
+    metadata = dict(document["metadata"], command=["audit", *sys.argv[1:]], fail_on=fail_on,
+                    policy=rules.source, policy_unused=rules.unused(found),
+                    compare={"old": os.path.abspath(old_path), "new": os.path.abspath(new_path),
+                             "targets_paired": compared},
+                    baseline=_baseline_facts(old_path, old[2]))
+    if not compared:
+        raise UserError(f"no target of {new_path} has a target of the same framework, device, "
+                        f"dtype and variant in {old_path}; nothing to compare")
+    summary = summarize(observations, found, fail_on)
+    result = dict(document, metadata=metadata, summary=summary,
+                  findings=bundle._clean([f.to_json() for f in found]))
+    _report(result, html_file, junit, summary_md, json_file)
+    sys.exit(ExitCode.FINDINGS if summary["verdict"] == "fail" else ExitCode.OK)
+
+
 def _refail(document, fail_on):
     """Recompute the verdict of `document` at level `fail_on` from its findings."""
     rank = SEVERITIES.index(fail_on)
@@ -133,7 +211,8 @@ def _report(document, html_file, junit_file, summary_md, json_file):
     """Print the terminal summary and write the HTML report and the other files asked for."""
     echo_err = json_file == "-"  # stdout carries the JSON document
     click.echo(terminal.render(document, color=sys.stdout.isatty() and not echo_err), err=echo_err)
-    _write(html_file, html.render(document), "HTML report")
+    if html_file:
+        _write(html_file, html.render(document), "HTML report")
     if junit_file:
         _write(junit_file, junit.render(document), "JUnit XML")
     if summary_md:
@@ -142,7 +221,8 @@ def _report(document, html_file, junit_file, summary_md, json_file):
         click.echo(json.dumps(document, indent=1))
     elif json_file:
         _write(json_file, json.dumps(document, indent=1), "results document")
-    click.echo(f"HTML report: {html_file}", err=echo_err)
+    if html_file:
+        click.echo(f"HTML report: {html_file}", err=echo_err)
 
 
 def _write(path, text, what):

@@ -106,6 +106,15 @@ def _output(ctx, param, value):
     return value
 
 
+baseline = click.option(
+    "--baseline", "baseline_path", metavar="FILE",
+    help="Replay exactly the cases of this baseline (a file from --save-baseline, or a bundle "
+         "folder) and report every answer that differs from the baseline's target of the same "
+         "framework, device, dtype and variant, whatever its version, as a regression.")
+save_baseline = click.option(
+    "--save-baseline", metavar="FILE", callback=_output,
+    help="Also save this run's exact cases and every target's answers to FILE, for a later "
+         "--baseline (e.g. before an upgrade).")
 junit = click.option("--junit", metavar="FILE", callback=_output,
                      help="Also write JUnit XML: one test case per target and check, a failure "
                           "per failing finding (for GitHub Actions, GitLab, Jenkins).")

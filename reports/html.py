@@ -20,7 +20,8 @@ from auditor.model import KINDS, SEVERITIES, severity_rank
 #: The checks, in the order findings are reported (auditor.checks.CHECKS).
 CHECK_NAMES = ("crash", "api", "determinism", "reference", "consistency", "precision")
 CHECK_TITLES = {"crash": "crash", "api": "API", "determinism": "determinism",
-                "reference": "reference", "consistency": "consistency", "precision": "precision"}
+                "reference": "reference", "consistency": "consistency", "precision": "precision",
+                "regression": "regression"}
 KIND_TEXT = {
     "nondeterministic": "different indices for the same case across repeats or processes",
     "wrong_index": "the index is not a maximizer of the values the target saw",
@@ -212,6 +213,11 @@ def run_facts(document):
     if metadata.get("seconds") is not None:
         facts.append(("wall time", f"{metadata['seconds']:.1f} s"))
     timing = document["summary"].get("timing") or {}
+    if metadata.get("baseline"):
+        base = metadata["baseline"]
+        versions = ", ".join(f"{k} {v}" for k, v in (base.get("frameworks") or {}).items())
+        facts.append(("baseline", f"{base.get('path')} ({base.get('created') or '?'}, "
+                      f"{base.get('host') or '?'}; {versions})"))
     if timing.get("calls"):
         facts.append(("calls", f"{timing['calls']:,} calls, {timing['call_s'] or 0:.2f} s inside "
                       f"argmax, {timing['harness_s'] or 0:.2f} s harness"))
@@ -244,8 +250,16 @@ def environment(document):
             "unavailable": sorted((env.get("unavailable") or {}).items())}
 
 
+def check_names(document):
+    """Return the checks the matrix shows: regression only where there was a baseline."""
+    compared = document["metadata"].get("baseline") or any(
+        f["check"] == "regression" for f in document["findings"])
+    return CHECK_NAMES + ("regression",) if compared else CHECK_NAMES
+
+
 def target_rows(document):
     """Return one TargetRow per target (and per framework that never started)."""
+    checks = check_names(document)
     summary_rows = {r["target"]: r for r in document["summary"].get("targets", [])}
     found = {}
     for f in document["findings"]:
@@ -255,14 +269,14 @@ def target_rows(document):
     for t in document["targets"]:
         row = summary_rows.get(t["id"], {})
         cells = [Cell(check, _worst(found.get((t["id"], check), [])) if (t["id"], check) in found
-                      else "ok", len(found.get((t["id"], check), []))) for check in CHECK_NAMES]
+                      else "ok", len(found.get((t["id"], check), []))) for check in checks]
         rows.append(TargetRow(t["id"], t["framework"], t["device"], t["dtype"],
                               t.get("variant", "eager"), t.get("env", "local"),
                               row.get("cases", 0), row.get("calls", 0),
                               row.get("tie_policy", "untested"), row.get("nan_policy", "untested"),
                               cells, _worst([c.severity for c in cells])))
     for framework in document.get("startup_errors") or {}:
-        cells = [Cell(c, "error" if c == "crash" else "none", int(c == "crash")) for c in CHECK_NAMES]
+        cells = [Cell(c, "error" if c == "crash" else "none", int(c == "crash")) for c in checks]
         rows.append(TargetRow(framework, framework, "", "", "", "", 0, 0, "untested", "untested",
                               cells, "error"))
     return rows
@@ -512,7 +526,7 @@ def view(document, env=None):
         title=f"argmax audit: {document['summary'].get('verdict', 'incomplete').upper()}",
         version=(document["environment"].get("tool") or {}).get("version", ""),
         verdict=verdict(document), run=run_facts(document), environment=environment(document),
-        checks=list(CHECK_NAMES), targets=target_rows(document), precision=precision_rows(document),
+        checks=list(check_names(document)), targets=target_rows(document), precision=precision_rows(document),
         chart=margin_chart(document), groups=finding_groups(document), cases=cases,
         tags=sorted({t for c in cases for t in c.tags}), kinds=list(KINDS),
         allowed=allowed_rows(document), notes=notes(document),

@@ -68,8 +68,12 @@ def _fails(finding, fail_on):
     return not finding["allowed"] and severity_rank(finding["severity"]) >= severity_rank(fail_on)
 
 
-def _check_names(findings):
+def _check_names(document):
+    """Return the test names: every check (regression only where there was a baseline)."""
+    findings = document.get("findings", [])
     names = [check.NAME for check in CHECKS]
+    if not (document.get("metadata") or {}).get("baseline"):
+        names.remove("regression")
     return names + sorted({f["check"] for f in findings} - set(names))
 
 
@@ -127,7 +131,7 @@ def _complete_test(document):
 def _tests(document, fail_on):
     """Return every Test of the report, target suites first, then startup, then the run."""
     buckets = _buckets(document)
-    checks = _check_names(document.get("findings", []))
+    checks = _check_names(document)
     tests = [_fill(Test(owner, check), buckets.get((owner, check), []), fail_on)
              for owner in _owners(document, buckets) for check in checks]
     return tests + _startup_tests(document, buckets, fail_on) + [_complete_test(document)]

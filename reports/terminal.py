@@ -96,6 +96,12 @@ def render(document, limit=10, color=False):
             lines.append(f"  {kind} on {blame} ({count} finding{'s' if count > 1 else ''}): {reason}")
     for rule in document["metadata"].get("policy_unused", []):
         lines.append(f"policy: {rule} matched no finding")
+    base = document["metadata"].get("baseline")
+    if base:
+        versions = ", ".join(f"{k} {v}" for k, v in (base.get("frameworks") or {}).items())
+        lines.append("")
+        lines.append(f"baseline: {base.get('path')} (made {base.get('created') or '?'} on "
+                     f"{base.get('host') or '?'} with {versions or 'no framework'})")
     notes = document["environment"].get("unavailable", {})
     skipped = document["metadata"].get("skipped", [])
     if notes or skipped:

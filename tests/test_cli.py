@@ -45,7 +45,8 @@ RUN_DEFAULTS = {
     "--config": "default: ./audit.toml",
 }
 #: Options without a default to state: repeatable additions and flags.
-NO_DEFAULT = {"--impl", "--quiet", "--help"}
+NO_DEFAULT = {"--impl", "--quiet", "--help", "--baseline", "--save-baseline", "--junit", "--summary-md",
+              "--json"}
 
 
 def test_run_help_states_every_option_with_its_default():
