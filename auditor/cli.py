@@ -198,6 +198,46 @@ def compare(old_path, new_path, html_file, fail_on, config, junit, summary_md, j
     sys.exit(ExitCode.FINDINGS if summary["verdict"] == "fail" else ExitCode.OK)
 
 
+@cli.command()
+@click.argument("bundle_paths", metavar="BUNDLE...", nargs=-1, required=True)
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for the merged results bundle (results.json, arrays.npz, report.html).")
+@options.fail_on
+@options.config
+@options.junit
+@options.summary_md
+@options.json_out
+def merge(bundle_paths, out, fail_on, config, junit, summary_md, json_file):
+    """Join bundles made on different machines and check them together.
+
+    Each machine's targets are labelled with its host name (e.g. torch/cpu/float32@cpu-runner),
+    and every check runs on the union, so drift between CPU, CUDA and TPU is found although no
+    machine had all of them. The bundles must come from the same suite and seed. Exits like
+    `audit run` on the merged findings.
+    """
+    from .merge import merge as merge_bundles
+
+    rules = policy.find(config)
+    observations, metadata, environment = merge_bundles(list(bundle_paths))
+    fail_on = fail_on or rules.fail_on or "error"
+    created = bundle.prepare(out)
+    observations.bundle_path = os.path.abspath(out)
+    try:
+        findings = rules.apply(run_checks(observations, _check_options(rules, observations,
+                                                                       environment)))
+    except BaseException:
+        bundle.discard(out, created)
+        raise
+    metadata.update(command=["audit", *sys.argv[1:]], fail_on=fail_on, policy=rules.source,
+                    policy_unused=rules.unused(findings))
+    summary = summarize(observations, findings, fail_on)
+    summary["complete"] = metadata["complete"]
+    document = bundle.write(out, observations, findings, metadata, environment, summary)
+    _report(document, os.path.join(out, REPORT), junit, summary_md, json_file)
+    click.echo(f"merged bundle: {os.path.join(out, bundle.RESULTS)}", err=json_file == "-")
+    sys.exit(ExitCode.FINDINGS if summary["verdict"] == "fail" else ExitCode.OK)
+
+
 def _refail(document, fail_on):
     """Recompute the verdict of `document` at level `fail_on` from its findings."""
     rank = SEVERITIES.index(fail_on)
