@@ -1,0 +1,534 @@
+"""Users' input files (.npy, .npz, .pt/.pth, .safetensors) read into cases without running code."""
+import contextlib
+import importlib
+import json
+import math
+import os
+import re
+import sys
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UserError
+from .model import Case
+
+SUPPORTED = (".npy", ".npz", ".pt", ".pth", ".safetensors")
+#: The default memory limit when neither /proc/meminfo nor sysconf says what is available.
+FALLBACK_LIMIT = 8 * 2**30
+#: The most levels of dicts and lists a .pt file may nest its tensors in.
+MAX_DEPTH = 64
+#: The largest safetensors header read (the format's own reader refuses larger ones too).
+MAX_SAFETENSORS_HEADER = 100_000_000
+
+#: safetensors dtype -> (numpy dtype of the stored bytes, itemsize, name said in notes).
+SAFETENSORS_DTYPES = {
+    "F64": ("<f8", 8, "float64"), "F32": ("<f4", 4, "float32"), "F16": ("<f2", 2, "float16"),
+    "BF16": ("<u2", 2, "bfloat16"), "F8_E4M3": ("float8_e4m3fn", 1, "float8_e4m3fn"),
+    "F8_E5M2": ("float8_e5m2", 1, "float8_e5m2"),
+    "I64": ("<i8", 8, "int64"), "I32": ("<i4", 4, "int32"), "I16": ("<i2", 2, "int16"),
+    "I8": ("i1", 1, "int8"), "U64": ("<u8", 8, "uint64"), "U32": ("<u4", 4, "uint32"),
+    "U16": ("<u2", 2, "uint16"), "U8": ("u1", 1, "uint8"), "BOOL": ("?", 1, "bool"),
+}
+#: Integer dtypes whose every value float32 holds exactly.
+EXACT_INTS = ("int8", "uint8", "int16", "uint16")
+#: Why an array of a numpy dtype kind is no input for argmax.
+NOT_NUMERIC = {
+    "b": "bool values, not scores",
+    "c": "complex numbers, which have no order",
+    "O": "Python objects, which are not unpickled (that could run code)",
+    "U": "strings", "S": "bytes strings", "M": "datetimes", "m": "timedeltas",
+    "V": "raw bytes or records (a bfloat16 array saved from ml_dtypes looks like this: "
+         "save it as float32 or .safetensors)",
+}
+
+
+def load_inputs(paths, dim=-1, limit_bytes=None):
+    """Return one `Case` per array in the files `paths`, argmax taken along `dim`.
+
+    `dim` is checked against every array (None reduces each array whole; 0-d arrays always are).
+    `limit_bytes` caps the memory the arrays may take, decoded and as float32 copies; by default
+    half the memory available. Raise UserError, one line naming the file, for anything unreadable.
+    """
+    budget = Budget(default_limit() if limit_bytes is None else limit_bytes, limit_bytes is None)
+    given = {}
+    for path in map(os.fspath, paths):
+        given.setdefault(os.path.abspath(path), path)  # a file given twice is read once
+    names = short_names(list(given))
+    cases = []
+    for path, as_given in given.items():
+        source = Source(as_given, names[path])
+        for key, values, dtype_name in read_file(source, budget):
+            cases.append(make_case(source, key, values, dtype_name, dim))
+    return unique_ids(cases)
+
+
+@dataclass
+class Source:
+    """One input file: the path as the user gave it and the name its case ids use."""
+
+    path: str
+    name: str
+
+    def where(self, key=None):
+        """Name the file (and array `key` in it) for an error message."""
+        text = f"--input {printable(self.path)}"
+        return text if key is None else f"{text}, array {printable(key)!r}"
+
+    def error(self, problem, key=None):
+        return UserError(f"{self.where(key)}: {problem}")
+
+
+class Budget:
+    """The memory the inputs may take, and the float32 copies reserved so far."""
+
+    def __init__(self, limit, default):
+        self.limit = limit
+        self.default = default
+        self.reserved = 0
+
+    def describe(self):
+        text = f"the {amount(self.limit)} memory limit"
+        return text + " (half the memory available now)" if self.default else text
+
+    def check_decoded(self, source, nbytes, what="its arrays take"):
+        """Refuse `source` when its arrays, decoded, take more than the limit."""
+        if nbytes > self.limit:
+            raise source.error(f"{what} {amount(nbytes)}, more than {self.describe()}")
+
+    def reserve_float32(self, source, key, count):
+        """Reserve the float32 copy of `count` values, refusing it past the limit."""
+        need = 4 * int(count)
+        if self.reserved + need > self.limit:
+            before = f" ({amount(self.reserved + need)} with the inputs before it)" \
+                if self.reserved else ""
+            raise source.error(f"its float32 copy takes {amount(need)}{before}, more than "
+                               f"{self.describe()}", key)
+        self.reserved += need
+
+
+def default_limit():
+    """Return half the memory available now: /proc/meminfo, else sysconf, else 8 GiB."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 // 2
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (AttributeError, OSError, ValueError):
+        return FALLBACK_LIMIT
+
+
+def amount(nbytes):
+    """Return `nbytes` in words: '1.5 GiB', '12.0 MiB', '3.0 KiB' or '100 bytes'."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= size:
+            return f"{nbytes / size:.1f} {unit}"
+    return f"{nbytes} bytes"
+
+
+def printable(text):
+    """Return `text` with unprintable characters escaped, so that it stays on one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def short_names(paths):
+    """Return {path: the shortest trailing part of `path` no other of `paths` ends with}."""
+    parts = {p: p.replace(os.sep, "/").split("/") for p in paths}
+    names = {}
+    for path, mine in parts.items():
+        for depth in range(1, len(mine) + 1):
+            name = "/".join(mine[-depth:])
+            if not any(o != path and "/".join(other[-depth:]) == name
+                       for o, other in parts.items()):
+                break
+        names[path] = name
+    return names
+
+
+def unique_ids(cases):
+    """Return `cases`, a repeated id suffixed '#2', '#3', ... in order of appearance."""
+    seen = set()
+    for case in cases:
+        base, number = case.id, 1
+        while case.id in seen:
+            number += 1
+            case.id = f"{base}#{number}"
+        seen.add(case.id)
+    return cases
+
+
+def read_file(source, budget):
+    """Yield (key or None, numpy array, dtype name) for every array in `source`."""
+    extension = os.path.splitext(source.path)[1].lower()
+    reader = READERS.get(extension)
+    if reader is None:
+        raise source.error(f"unknown file type {printable(extension) or '(no extension)'!r}; "
+                           f"--input reads {', '.join(SUPPORTED)}")
+    try:
+        size = os.path.getsize(source.path)
+        with open(source.path, "rb"):
+            pass
+    except OSError as exc:
+        raise source.error(f"cannot read it: {exc.strerror or exc}") from None
+    found = False
+    for item in reader(source, budget, size):
+        found = True
+        yield item
+    if not found:
+        raise source.error("holds no arrays")
+
+
+def make_case(source, key, values, dtype_name, dim):
+    """Return the case of array `values` (key `key` of `source`), converted to float32."""
+    check_numeric(source, key, values.dtype)
+    shape = tuple(values.shape)
+    case_dim = resolve_dim(source, key, shape, dim)
+    floats, conversion = to_float32(values, dtype_name)
+    where = source.path if key is None else f"{source.path}, array {key!r}"
+    note = f"from {printable(where)}: {dtype_name}, shape {shape}{conversion}"
+    case_id = f"user:{source.name}" if key is None else f"user:{source.name}:{key}"
+    return Case(printable(case_id), floats, dim=case_dim, tags=("user",), note=note)
+
+
+def check_numeric(source, key, dtype):
+    """Refuse arrays of `dtype` that hold no real numbers (int or float)."""
+    if dtype.kind not in "iuf" or dtype.fields is not None:
+        why = NOT_NUMERIC.get(dtype.kind, f"values of dtype {dtype}")
+        raise source.error(f"holds {why}; argmax needs real numbers (int or float)", key)
+
+
+def resolve_dim(source, key, shape, dim):
+    """Return the dim argmax takes on an array of `shape`: `dim`, checked, or None for 0-d."""
+    if dim is None or not shape:
+        return None
+    if not -len(shape) <= dim < len(shape):
+        raise source.error(f"dim {dim} (--input-dim) is out of range for shape {shape}: pass "
+                           f"one from {-len(shape)} to {len(shape) - 1}", key)
+    return dim
+
+
+def to_float32(values, dtype_name):
+    """Return (`values` as a new C-ordered float32 array, a note on how exact that was)."""
+    with np.errstate(over="ignore"):  # overflow is counted below
+        floats = values.astype(np.float32, order="C", copy=False)
+    if not floats.flags.writeable:  # a view of the file's bytes
+        floats = floats.copy()
+    if dtype_name == "float32":
+        return floats, ""
+    if values.dtype.kind == "f" and values.dtype.itemsize <= 4 or dtype_name in EXACT_INTS:
+        return floats, "; converted to float32 exactly"
+    rounded, overflowed = count_rounded(values, floats)
+    if not rounded:
+        return floats, "; converted to float32 exactly"
+    extra = f" ({overflowed} overflowed to inf)" if overflowed else ""
+    return floats, f"; converted to float32, {rounded} of {values.size} values rounded{extra}"
+
+
+def count_rounded(values, floats):
+    """Return how many of `values` their float32 copy `floats` changed, and made infinite."""
+    rounded = overflowed = 0
+    chunks = np.nditer([values, floats], flags=["external_loop", "buffered", "zerosize_ok"],
+                       buffersize=2**16)
+    with np.errstate(invalid="ignore", over="ignore"), chunks:
+        for chunk, chunk_floats in chunks:
+            same = chunk_floats.astype(values.dtype) == chunk
+            if values.dtype.kind == "f":
+                same |= np.isnan(chunk) & np.isnan(chunk_floats)
+                overflowed += int(np.count_nonzero(np.isinf(chunk_floats) & ~np.isinf(chunk)))
+            rounded += chunk.size - int(np.count_nonzero(same))
+    return rounded, overflowed
+
+
+# --- .npy and .npz ---------------------------------------------------------------------------
+
+
+def npy_header(handle):
+    """Return (shape, dtype) from the .npy header at `handle`, which is left at the data."""
+    version = np.lib.format.read_magic(handle)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+    elif version in ((2, 0), (3, 0)):  # 3.0 only differs in utf-8 field names
+        shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+    else:
+        raise ValueError(f"unknown .npy format version {version}")
+    if any(size < 0 for size in shape):
+        raise ValueError(f"shape {shape} has a negative size")
+    return shape, dtype
+
+
+def array_bytes(shape, dtype):
+    return math.prod(shape) * dtype.itemsize
+
+
+def read_npy(source, budget, size):
+    """Yield the one array of a .npy file, its header checked before the data is read."""
+    with open(source.path, "rb") as handle:
+        with translated(source, ".npy"):
+            shape, dtype = npy_header(handle)
+        check_numeric(source, None, dtype)
+        nbytes, offset = array_bytes(shape, dtype), handle.tell()
+        if size - offset < nbytes:
+            raise source.error(f"is truncated: its header says {nbytes} bytes of data, "
+                               f"the file holds {size - offset}")
+        budget.check_decoded(source, nbytes)
+        budget.reserve_float32(source, None, math.prod(shape))
+        handle.seek(0)
+        with translated(source, ".npy"):
+            yield None, np.lib.format.read_array(handle, allow_pickle=False), dtype.name
+
+
+def read_npz(source, budget, size):
+    """Yield every array of an .npz file, all headers checked before any data is read."""
+    with translated(source, ".npz (zip)"), zipfile.ZipFile(source.path) as archive:
+        members = [npz_member(source, archive, info)
+                   for info in archive.infolist() if not info.is_dir()]
+        budget.check_decoded(source, sum(array_bytes(s, d) for _, _, s, d in members))
+        for _, key, shape, _ in members:
+            budget.reserve_float32(source, key, math.prod(shape))
+        for info, key, _, dtype in members:
+            with archive.open(info) as stream:
+                yield key, np.lib.format.read_array(stream, allow_pickle=False), dtype.name
+
+
+def npz_member(source, archive, info):
+    """Return (info, key, shape, dtype) of a member of an .npz `archive`, from its header."""
+    if not info.filename.endswith(".npy"):
+        raise source.error(f"member {printable(info.filename)!r} is not a .npy array")
+    key = info.filename[: -len(".npy")]
+    with archive.open(info) as stream:
+        shape, dtype = npy_header(stream)
+        offset = stream.tell()
+    check_numeric(source, key, dtype)
+    if offset + array_bytes(shape, dtype) > info.file_size:
+        raise source.error(f"is truncated: its header says {array_bytes(shape, dtype)} bytes "
+                           f"of data, the member holds {info.file_size - offset}", key)
+    return info, key, shape, dtype
+
+
+@contextlib.contextmanager
+def translated(source, kind):
+    """Turn what numpy and zipfile raise on a damaged `kind` file into one UserError line."""
+    try:
+        yield
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError,
+            RuntimeError, OSError) as exc:
+        if isinstance(exc, ValueError) and "allow_pickle" in str(exc):
+            raise source.error(f"holds {NOT_NUMERIC['O']}") from None
+        raise source.error(f"not a valid {kind} file: {one_line(exc)}") from None
+
+
+def one_line(error):
+    """Return the first line of `error` (an exception or text; else its type), printable."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    return printable(text if len(text) <= 200 else text[:197] + "...")
+
+
+# --- .safetensors ----------------------------------------------------------------------------
+
+
+@dataclass
+class Tensor:
+    """One entry of a safetensors header, validated."""
+
+    key: str
+    dtype: str
+    shape: tuple
+    begin: int
+    end: int
+
+
+def read_safetensors(source, budget, size):
+    """Yield every array of a .safetensors file, parsed by hand and checked before reading."""
+    with open(source.path, "rb") as handle:
+        tensors, start = safetensors_header(source, handle, size)
+        for tensor in tensors:
+            if tensor.dtype == "BOOL":
+                check_numeric(source, tensor.key, np.dtype(bool))
+        budget.check_decoded(source, sum(t.end - t.begin for t in tensors))
+        for tensor in tensors:
+            budget.reserve_float32(source, tensor.key, math.prod(tensor.shape))
+        for tensor in tensors:
+            handle.seek(start + tensor.begin)
+            data = handle.read(tensor.end - tensor.begin)
+            if len(data) != tensor.end - tensor.begin:
+                raise source.error("is truncated: it changed while being read", tensor.key)
+            yield tensor.key, safetensors_values(tensor, data), SAFETENSORS_DTYPES[tensor.dtype][2]
+
+
+def safetensors_header(source, handle, size):
+    """Return (the validated tensors in file order, where their data starts) of `handle`."""
+    try:
+        header, length = safetensors_json(handle, size)
+        buffer = size - 8 - length
+        tensors = [safetensors_entry(key, info, buffer)
+                   for key, info in header.items() if key != "__metadata__"]
+        check_layout(tensors, buffer)
+    except (ValueError, RecursionError) as exc:
+        raise source.error(f"not a valid safetensors file: {one_line(exc)}") from None
+    return sorted(tensors, key=lambda t: t.begin), 8 + length
+
+
+def safetensors_json(handle, size):
+    """Return (the JSON object of the header at `handle`, its length); ValueError if bad."""
+    prefix = handle.read(8)
+    if len(prefix) < 8:
+        raise ValueError(f"{size} bytes is too short for the 8-byte header length")
+    length = int.from_bytes(prefix, "little")
+    if length > size - 8:
+        raise ValueError(f"header length {length} is more than the {size - 8} bytes after it")
+    if length > MAX_SAFETENSORS_HEADER:
+        raise ValueError(f"header length {length} is over 100 MB")
+    try:
+        header = json.loads(handle.read(length), object_pairs_hook=no_duplicates)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"the header is not JSON: {one_line(exc)}") from None
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    return header, length
+
+
+def no_duplicates(pairs):
+    """Build a JSON object, refusing a key that appears twice (`pairs` of one object)."""
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"key {next(k for k in keys if keys.count(k) > 1)!r} appears twice")
+    return dict(pairs)
+
+
+def safetensors_entry(key, info, buffer):
+    """Return the Tensor `info` describes, or raise ValueError saying what is wrong with it."""
+    name = f"tensor {printable(key)!r}"
+    if not isinstance(info, dict):
+        raise ValueError(f"{name} is not described by a JSON object")
+    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if dtype not in SAFETENSORS_DTYPES:
+        raise ValueError(f"{name} has dtype {printable(str(dtype))!r}, not one of "
+                         f"{', '.join(SAFETENSORS_DTYPES)}")
+    if not (isinstance(shape, list) and all(natural(d) for d in shape)):
+        raise ValueError(f"{name} has shape {printable(str(shape))}, not a list of sizes")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(natural(o) for o in offsets)
+            and offsets[0] <= offsets[1] <= buffer):
+        raise ValueError(f"{name} has data_offsets {printable(str(offsets))}, not a range "
+                         f"within the {buffer}-byte data buffer")
+    nbytes = math.prod(shape) * SAFETENSORS_DTYPES[dtype][1]
+    if nbytes != offsets[1] - offsets[0]:
+        raise ValueError(f"{name} of shape {shape} and dtype {dtype} takes {nbytes} bytes, "
+                         f"but its data_offsets give {offsets[1] - offsets[0]}")
+    return Tensor(key, dtype, tuple(shape), offsets[0], offsets[1])
+
+
+def natural(number):
+    return type(number) is int and number >= 0
+
+
+def check_layout(tensors, buffer):
+    """Raise ValueError unless `tensors` fill the data `buffer` end to end, none overlapping."""
+    end = 0
+    for tensor in sorted(tensors, key=lambda t: (t.begin, t.end)):
+        if tensor.begin != end:
+            problem = "overlaps the tensor before it" if tensor.begin < end else \
+                f"leaves bytes {end} to {tensor.begin} unused"
+            raise ValueError(f"tensor {printable(tensor.key)!r} {problem}")
+        end = tensor.end
+    if end != buffer:
+        raise ValueError(f"the tensors take {end} bytes of the {buffer}-byte data buffer")
+
+
+def safetensors_values(tensor, data):
+    """Return the array `data` holds for `tensor` (bfloat16 and float8 widened exactly)."""
+    stored = SAFETENSORS_DTYPES[tensor.dtype][0]
+    if stored.startswith("float8"):  # numpy knows it as raw bytes: widen it here, exactly
+        stored = getattr(importlib.import_module("ml_dtypes"), stored)
+        return np.frombuffer(data, dtype=stored).astype(np.float32).reshape(tensor.shape)
+    values = np.frombuffer(data, dtype=stored).reshape(tensor.shape)
+    if tensor.dtype == "BF16":
+        return (values.astype(np.uint32) << 16).view(np.float32)
+    return values
+
+
+# --- .pt and .pth ----------------------------------------------------------------------------
+
+
+def read_torch(source, budget, size):
+    """Yield every tensor of a .pt/.pth file, loaded with `weights_only=True` (no code runs)."""
+    budget.check_decoded(source, size, what="the file takes")
+    torch = import_torch(source)
+    try:
+        with warnings.catch_warnings():  # deprecation notes about the file's storage format
+            warnings.simplefilter("ignore")
+            loaded = torch.load(source.path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad or unsafe file
+        raise source.error(torch_refusal(exc)) from None
+    for key, tensor in tensors_in(source, loaded, (torch.Tensor, np.ndarray)):
+        budget.reserve_float32(source, key, math.prod(tensor.shape))
+        yield (key, *tensor_values(source, key, tensor))
+
+
+def import_torch(source):
+    """Return the torch module, or refuse `source` saying how to install it."""
+    try:
+        return importlib.import_module("torch")
+    except (ImportError, OSError):
+        raise source.error("reading a .pt file needs PyTorch: pip install torch") from None
+
+
+def torch_refusal(exc):
+    """Say in one line why torch.load(weights_only=True) refused a file (`exc`)."""
+    text = str(exc)
+    found = re.search(r"GLOBAL (\S+)", text)
+    if "Weights only load failed" in text and found:
+        return (f"torch.load(weights_only=True) refused it: it pickles {found.group(1)}, which "
+                "is not a tensor or a plain container (loading it could run code); save tensors "
+                "or a dict of them")
+    reason = one_line(text.split("WeightsUnpickler error:", 1)[-1])
+    return f"not a file torch.load(weights_only=True) can read ({type(exc).__name__}: {reason})"
+
+
+def tensors_in(source, value, tensor_types, path=(), seen=None):
+    """Yield (key, tensor) for every tensor in `value`: a tensor, or dicts/lists/tuples of them.
+
+    Keys join the dict keys and list positions on the way with '.'. A container met twice (a
+    cycle, or sharing that could multiply the tensors without end) is refused.
+    """
+    key, seen = (".".join(path) if path else None), set() if seen is None else seen
+    if isinstance(value, tensor_types):
+        yield key, value
+        return
+    if not isinstance(value, (dict, list, tuple)):
+        raise source.error(f"holds a value of type {type(value).__name__}, not a tensor", key)
+    if id(value) in seen or len(path) > MAX_DEPTH:
+        raise source.error("holds a container twice or nested too deep; save plain tensors or "
+                           "a dict of them", key)
+    seen.add(id(value))
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for name, item in items:
+        yield from tensors_in(source, item, tensor_types, (*path, str(name)), seen)
+
+
+def tensor_values(source, key, tensor):
+    """Return (a numpy array of `tensor`'s values, its dtype name); narrow floats widened."""
+    if isinstance(tensor, np.ndarray):
+        return tensor, tensor.dtype.name
+    torch = sys.modules["torch"]
+    name = str(tensor.dtype).removeprefix("torch.")
+    try:
+        tensor = tensor.detach().resolve_conj().resolve_neg()
+        if tensor.is_floating_point() and tensor.element_size() < 4:
+            tensor = tensor.to(torch.float32)  # float16, bfloat16, float8: exact
+        return tensor.numpy(), name
+    except (RuntimeError, TypeError, NotImplementedError) as exc:
+        raise source.error(f"holds a {name} tensor that has no array form ({one_line(exc)})",
+                           key) from None
+
+
+READERS = {".npy": read_npy, ".npz": read_npz, ".pt": read_torch, ".pth": read_torch,
+           ".safetensors": read_safetensors}
