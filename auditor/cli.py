@@ -10,8 +10,10 @@ import click
 from . import __version__, baseline, bundle, options, policy
 from .cases import build_suite, select
 from .checks import regression, run_checks
+from .checks.regression import same_case
 from .environment import inventory
 from .errors import AuditError, ExitCode, UserError
+from .inputs import load_inputs
 from .model import DTYPES, FRAMEWORKS, SEVERITIES, Observations
 from .progress import Progress
 from .reports import html, junit, markdown, terminal
@@ -49,6 +51,8 @@ def cli():
 @options.out
 @options.fail_on
 @options.config
+@options.inputs
+@options.input_dim
 @options.baseline
 @options.save_baseline
 @options.junit
@@ -56,8 +60,8 @@ def cli():
 @options.json_out
 @options.quiet
 def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats, processes, timeout,
-        startup_timeout, jobs, out, fail_on, config, baseline_path, save_baseline, junit,
-        summary_md, json_file, quiet):
+        startup_timeout, jobs, out, fail_on, config, input_files, input_dim, baseline_path,
+        save_baseline, junit, summary_md, json_file, quiet):
     """Call argmax repeatedly on every case and target, check the answers, write the bundle.
 
     Targets are every installed framework (numpy, torch, jax) on every device it reports, in every
@@ -66,7 +70,7 @@ def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats,
     """
     rules = policy.find(config)
     previous = baseline.load(baseline_path) if baseline_path else None
-    cases = _cases(suite, seed, case_patterns, previous)
+    cases = _cases(suite, seed, case_patterns, previous, input_files, input_dim)
     fail_on = fail_on or rules.fail_on or "error"
     plan = Plan(
         frameworks=frameworks or list(FRAMEWORKS), explicit_frameworks=bool(frameworks),
@@ -91,29 +95,36 @@ def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats,
                                                                    previous)))
     metadata.update(complete=not interrupted, seconds=round(runner.record.seconds, 3),
                     skipped=runner.record.skipped, policy_unused=rules.unused(findings))
-    summary = summarize(observations, findings, fail_on)
+    summary = summarize(observations, findings, fail_on, previous[0] if previous else None)
     summary["complete"] = not interrupted
     document = bundle.write(out, observations, findings, metadata, environment, summary)
-    html_file = os.path.join(out, REPORT)
-    _report(document, html_file, junit, summary_md, json_file)
-    click.echo(f"results bundle: {os.path.join(out, bundle.RESULTS)}", err=json_file == "-")
     if save_baseline:
         baseline.save(save_baseline, observations, findings, metadata, environment, summary)
-        click.echo(f"baseline: {save_baseline}", err=json_file == "-")
+    _report(document, os.path.join(out, REPORT), junit, summary_md, json_file)
+    _echo(f"results bundle: {os.path.join(out, bundle.RESULTS)}", err=json_file == "-")
+    if save_baseline:
+        _echo(f"baseline: {save_baseline}", err=json_file == "-")
     if interrupted:
         raise AuditError("interrupted: the findings above cover only what was measured before the "
                          f"stop; the bundle in {out} keeps it")
     sys.exit(ExitCode.FINDINGS if document["summary"]["verdict"] == "fail" else ExitCode.OK)
 
 
-def _cases(suite, seed, patterns, previous):
-    """Return the cases to run: the baseline's exact cases, or the built-in suite's."""
+def _cases(suite, seed, patterns, previous, input_files=(), input_dim=-1):
+    """Return the cases to run: the baseline's exact cases or the built-in suite's, and the
+    user's --input arrays (one already in the baseline with the same values is run once)."""
     if previous:
-        found = select(list(previous[0].cases.values()), options.split(patterns))
-        where = "the baseline"
+        cases, where = list(previous[0].cases.values()), "the baseline"
     else:
-        found = select(build_suite(suite, seed), options.split(patterns))
-        where = f"the {suite} suite"
+        cases, where = build_suite(suite, seed), f"the {suite} suite"
+    known = {case.id: case for case in cases}
+    for case in load_inputs(input_files, dim=input_dim) if input_files else []:
+        if case.id not in known:
+            cases.append(case)
+        elif not same_case(case, known[case.id]):
+            raise UserError(f"--input gives case {case.id} other values than {where} holds; "
+                            "rename the file to audit it as a new case")
+    found = select(cases, options.split(patterns))
     if not found:
         raise UserError(f"--cases {','.join(patterns)} matches no case of {where}")
     return found
@@ -191,7 +202,7 @@ def compare(old_path, new_path, html_file, fail_on, config, junit, summary_md, j
     if not compared:
         raise UserError(f"no target of {new_path} has a target of the same framework, device, "
                         f"dtype and variant in {old_path}; nothing to compare")
-    summary = summarize(observations, found, fail_on)
+    summary = summarize(observations, found, fail_on, old[0])
     result = dict(document, metadata=metadata, summary=summary,
                   findings=bundle._clean([f.to_json() for f in found]))
     _report(result, html_file, junit, summary_md, json_file)
@@ -234,7 +245,7 @@ def merge(bundle_paths, out, fail_on, config, junit, summary_md, json_file):
     summary["complete"] = metadata["complete"]
     document = bundle.write(out, observations, findings, metadata, environment, summary)
     _report(document, os.path.join(out, REPORT), junit, summary_md, json_file)
-    click.echo(f"merged bundle: {os.path.join(out, bundle.RESULTS)}", err=json_file == "-")
+    _echo(f"merged bundle: {os.path.join(out, bundle.RESULTS)}", err=json_file == "-")
     sys.exit(ExitCode.FINDINGS if summary["verdict"] == "fail" else ExitCode.OK)
 
 
@@ -248,21 +259,33 @@ def _refail(document, fail_on):
 
 
 def _report(document, html_file, junit_file, summary_md, json_file):
-    """Print the terminal summary and write the HTML report and the other files asked for."""
+    """Write the HTML report and the other files asked for, then print the summary.
+
+    Files first: a reader that stops early (`audit run | head`) must not cost them."""
     echo_err = json_file == "-"  # stdout carries the JSON document
-    click.echo(terminal.render(document, color=sys.stdout.isatty() and not echo_err), err=echo_err)
     if html_file:
         _write(html_file, html.render(document), "HTML report")
     if junit_file:
         _write(junit_file, junit.render(document), "JUnit XML")
     if summary_md:
         _write(summary_md, markdown.render(document, report=html_file), "Markdown summary")
-    if json_file == "-":
-        click.echo(json.dumps(document, indent=1))
-    elif json_file:
+    if json_file and json_file != "-":
         _write(json_file, json.dumps(document, indent=1), "results document")
+    _echo(terminal.render(document, color=sys.stdout.isatty() and not echo_err), err=echo_err)
+    if json_file == "-":
+        _echo(json.dumps(document, indent=1))
     if html_file:
-        click.echo(f"HTML report: {html_file}", err=echo_err)
+        _echo(f"HTML report: {html_file}", err=echo_err)
+
+
+def _echo(text, err=False):
+    """Print `text`; a reader that went away (`audit run | head`) ends the printing, not the run."""
+    try:
+        click.echo(text, err=err)
+        (sys.stderr if err else sys.stdout).flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, (sys.stderr if err else sys.stdout).fileno())
 
 
 def _write(path, text, what):

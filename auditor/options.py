@@ -106,6 +106,14 @@ def _output(ctx, param, value):
     return value
 
 
+inputs = click.option(
+    "--input", "input_files", multiple=True, metavar="FILE",
+    help="Your model's logits or scores (.npy, .npz, .pt/.pth, .safetensors; repeatable): each "
+         "array becomes a case tagged 'user', read without running code (allow_pickle=False, "
+         "weights_only=True). Audited next to the built-in suite (only them: --cases user).")
+input_dim = click.option(
+    "--input-dim", type=int, default=-1, show_default=True,
+    help="The dim argmax reduces over in the input arrays (the last one: a row of class scores).")
 baseline = click.option(
     "--baseline", "baseline_path", metavar="FILE",
     help="Replay exactly the cases of this baseline (a file from --save-baseline, or a bundle "

@@ -1,4 +1,7 @@
 """Plain numbers about a run, computed once and stored in the bundle for every renderer."""
+import numpy as np
+
+from .checks import regression
 from .checks.precision import flip_rates
 from .model import KINDS, SEVERITIES
 from .policy import failing
@@ -43,8 +46,45 @@ def timing(observations):
     return {"calls": calls, "call_s": call_s, "harness_s": harness_s}
 
 
-def summarize(observations, findings, fail_on):
-    """Return the bundle's summary: verdict, counts by kind and severity, per-target rows."""
+def _changed(case, answer, other):
+    """Return how many output positions of `answer` differ from indices `other` (all if failed)."""
+    size = int(np.prod(case.output_shape, dtype=np.int64))
+    if answer is None or answer.failed or tuple(answer.indices.shape) != case.output_shape:
+        return size
+    return int(np.count_nonzero(answer.indices != other))
+
+
+def user_flips(observations, baseline=None):
+    """Return, per target, how many predictions on the user's cases differ from the reference
+    and from the baseline's target of the same kind: {target: {rows, vs_reference, ...}}."""
+    partner = {}
+    if baseline is not None:
+        for target, old in regression.pairs(observations, baseline):
+            partner.setdefault(target.id, old.id)
+    found = {}
+    for target_id, target in observations.targets.items():
+        row = {"rows": 0, "vs_reference": 0}
+        if target_id in partner:
+            row.update(baseline_target=partner[target_id], vs_baseline=0, rows_compared=0)
+        for case, _ in observations.of_target(target_id):
+            if "user" not in case.tags or case.must_raise:
+                continue
+            answer = observations.modal(target_id, case.id)
+            row["rows"] += int(np.prod(case.output_shape, dtype=np.int64))
+            row["vs_reference"] += _changed(case, answer, case.reference(target.dtype))
+            old = baseline.modal(partner[target_id], case.id) if target_id in partner else None
+            if old is not None and not old.failed and regression.same_case(
+                    case, baseline.cases.get(case.id)):
+                row["rows_compared"] += int(np.prod(case.output_shape, dtype=np.int64))
+                row["vs_baseline"] += _changed(case, answer, old.indices)
+        if row["rows"]:
+            found[target_id] = row
+    return found
+
+
+def summarize(observations, findings, fail_on, baseline=None):
+    """Return the bundle's summary: verdict, counts by kind and severity, per-target rows, and
+    on the user's cases, the predictions that differ from the reference and the `baseline`."""
     counts = {kind: {s: 0 for s in SEVERITIES} for kind in KINDS}
     allowed = 0
     for f in findings:
@@ -64,4 +104,5 @@ def summarize(observations, findings, fail_on):
         "targets": target_rows(observations, findings),
         "precision": flip_rates(observations),
         "timing": timing(observations),
+        "user": user_flips(observations, baseline),
     }

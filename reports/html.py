@@ -158,6 +158,7 @@ class Report:
     environment: dict
     checks: list
     targets: list
+    user: list
     precision: list
     chart: Chart | None
     groups: list
@@ -279,6 +280,22 @@ def target_rows(document):
         cells = [Cell(c, "error" if c == "crash" else "none", int(c == "crash")) for c in checks]
         rows.append(TargetRow(framework, framework, "", "", "", "", 0, 0, "untested", "untested",
                               cells, "error"))
+    return rows
+
+
+def user_rows(document):
+    """Return, per target, the predictions on the user's cases that differ (reference, baseline)."""
+    rows = []
+    for target, row in (document["summary"].get("user") or {}).items():
+        def share(part, whole):
+            return f"{part:,} of {whole:,} ({part / whole:.2%})" if whole else "–"
+        rows.append({"target": target, "rows": f"{row['rows']:,}",
+                     "reference": share(row["vs_reference"], row["rows"]),
+                     "reference_bad": row["vs_reference"] > 0,
+                     "baseline": share(row["vs_baseline"], row["rows_compared"])
+                     if "vs_baseline" in row else "no baseline",
+                     "baseline_bad": row.get("vs_baseline", 0) > 0,
+                     "baseline_target": row.get("baseline_target", "")})
     return rows
 
 
@@ -526,7 +543,8 @@ def view(document, env=None):
         title=f"argmax audit: {document['summary'].get('verdict', 'incomplete').upper()}",
         version=(document["environment"].get("tool") or {}).get("version", ""),
         verdict=verdict(document), run=run_facts(document), environment=environment(document),
-        checks=list(check_names(document)), targets=target_rows(document), precision=precision_rows(document),
+        checks=list(check_names(document)), targets=target_rows(document), user=user_rows(document),
+        precision=precision_rows(document),
         chart=margin_chart(document), groups=finding_groups(document), cases=cases,
         tags=sorted({t for c in cases for t in c.tags}), kinds=list(KINDS),
         allowed=allowed_rows(document), notes=notes(document),

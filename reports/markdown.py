@@ -107,6 +107,22 @@ def _not_audited(document):
     return lines
 
 
+def _share(part, whole):
+    return f"{part} / {whole} ({part / whole:.2%})" if whole else "–"
+
+
+def _user(user):
+    """Return the table of predictions on the user's data that differ (reference, baseline)."""
+    lines = ["### Your data: predictions that differ", "",
+             "| target | rows | from the reference | from the baseline |",
+             "| --- | ---: | ---: | ---: |"]
+    for target, row in user.items():
+        base = _share(row["vs_baseline"], row["rows_compared"]) if "vs_baseline" in row else "–"
+        lines.append(f"| {text(target)} | {row['rows']} | "
+                     f"{_share(row['vs_reference'], row['rows'])} | {base} |")
+    return lines
+
+
 def _sections(document, limit):
     summary, findings = document.get("summary", {}), document.get("findings", [])
     metadata = document.get("metadata", {})
@@ -116,6 +132,8 @@ def _sections(document, limit):
                "stopped."]
     if document.get("environment", {}).get("frameworks"):
         yield [text(_header(document["environment"]))]
+    if summary.get("user"):
+        yield _user(summary["user"])
     if summary.get("targets"):
         yield _targets(summary["targets"])
     if summary.get("precision"):

@@ -63,11 +63,31 @@ def _allowed_groups(findings):
     return groups
 
 
+def _rate(part, whole):
+    return f"{part} / {whole} ({part / whole:.2%})" if whole else "0 / 0"
+
+
+def _user_lines(user):
+    """Return the lines that lead the summary when the run had the user's own cases."""
+    if not user:
+        return []
+    lines = ["your data: predictions (rows of --input) that differ from the reference "
+             "(first maximum, first NaN)" + (" and from the baseline" if any(
+                 "vs_baseline" in r for r in user.values()) else "") + ":"]
+    for target, row in user.items():
+        line = f"  {target}: {_rate(row['vs_reference'], row['rows'])} from the reference"
+        if "vs_baseline" in row:
+            line += f"; {_rate(row['vs_baseline'], row['rows_compared'])} from the baseline"
+        lines.append(line)
+    return [*lines, ""]
+
+
 def render(document, limit=10, color=False):
     """Return the summary text for results `document`."""
     summary = document["summary"]
     style = (lambda text, **kw: click.style(text, **kw)) if color else (lambda text, **kw: text)
-    lines = [_header(document["environment"]), "", *_table(summary["targets"])]
+    lines = [_header(document["environment"]), "", *_user_lines(summary.get("user") or {}),
+             *_table(summary["targets"])]
     precision = summary.get("precision", {})
     if precision:
         lines.append("")

@@ -33,6 +33,7 @@ RUN_DEFAULTS = {
     "--device": "Default: every device each framework reports",
     "--dtype": "Default: all",
     "--suite": "[default: quick]",
+    "--input-dim": "[default: -1",
     "--cases": "Default: the whole suite",
     "--seed": "[default: 0",
     "--repeats": "[default: 5",
@@ -46,7 +47,7 @@ RUN_DEFAULTS = {
 }
 #: Options without a default to state: repeatable additions and flags.
 NO_DEFAULT = {"--impl", "--quiet", "--help", "--baseline", "--save-baseline", "--junit", "--summary-md",
-              "--json"}
+              "--json", "--input"}
 
 
 def test_run_help_states_every_option_with_its_default():
