@@ -11,6 +11,7 @@ from . import __version__, baseline, bundle, options, policy
 from .cases import build_suite, select
 from .checks import regression, run_checks
 from .checks.regression import same_case
+from .envcmd import env
 from .environment import inventory
 from .errors import AuditError, ExitCode, UserError
 from .inputs import load_inputs
@@ -108,6 +109,9 @@ def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats,
         raise AuditError("interrupted: the findings above cover only what was measured before the "
                          f"stop; the bundle in {out} keeps it")
     sys.exit(ExitCode.FINDINGS if document["summary"]["verdict"] == "fail" else ExitCode.OK)
+
+
+cli.add_command(env)
 
 
 def _cases(suite, seed, patterns, previous, input_files=(), input_dim=-1):
