@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .oracle import policies, reference_argmax, row_facts
+from . import ops
+from .oracle import oriented, policies, reference_argmax, row_facts
 from .worker.casting import DTYPES as DTYPES  # re-exported: the one list of dtypes
 from .worker.casting import seen_values
 
@@ -86,25 +87,35 @@ class Case:
             self._cache["seen", dtype] = seen_values(self.values, dtype)
         return self._cache["seen", dtype]
 
-    def reference(self, dtype):
-        """Return the reference indices for a target of `dtype` (computed once)."""
-        if ("reference", dtype) not in self._cache:
-            self._cache["reference", dtype] = reference_argmax(self.seen(dtype), self.dim, self.keepdim)
-        return self._cache["reference", dtype]
+    def ordered(self, dtype, sense="max"):
+        """Return the seen values as the rule of `sense` orders them (negated for argmin), so
+        that the first maximum of the result is the reference (computed once)."""
+        if sense == "max":
+            return self.seen(dtype)
+        if ("ordered", dtype, sense) not in self._cache:
+            self._cache["ordered", dtype, sense] = oriented(self.seen(dtype), sense)
+        return self._cache["ordered", dtype, sense]
 
-    def policies(self, dtype, indices):
+    def reference(self, dtype, sense="max"):
+        """Return the reference indices for a target of `dtype` and `sense` (computed once)."""
+        if ("reference", dtype, sense) not in self._cache:
+            self._cache["reference", dtype, sense] = reference_argmax(
+                self.ordered(dtype, sense), self.dim, self.keepdim)
+        return self._cache["reference", dtype, sense]
+
+    def policies(self, dtype, indices, sense="max"):
         """Return (tie policy, NaN policy) of the answer `indices` (see oracle.policies)."""
         if self.values.size == 0 or self.values.ndim == 0:
             return "none", "none"
-        if ("facts", dtype) not in self._cache:
-            seen = self.seen(dtype)
-            rows = (seen.reshape(1, -1), 1) if self.dim is None else (seen, self.axis)
-            self._cache["facts", dtype] = row_facts(*rows)
+        if ("facts", dtype, sense) not in self._cache:
+            ordered = self.ordered(dtype, sense)
+            rows = (ordered.reshape(1, -1), 1) if self.dim is None else (ordered, self.axis)
+            self._cache["facts", dtype, sense] = row_facts(*rows)
         if self.dim is None:
             indices = np.asarray(indices).reshape(1)
         elif self.keepdim:
             indices = np.squeeze(indices, self.axis)
-        return policies(self._cache["facts", dtype], indices)
+        return policies(self._cache["facts", dtype, sense], indices)
 
     def row(self, values, position):
         """Return the 1-d slice of `values` that output `position` reduces over."""
@@ -115,9 +126,10 @@ class Case:
             position = position[: self.axis] + position[self.axis + 1 :]
         return values[position[: self.axis] + (slice(None),) + position[self.axis :]]
 
-    def describe_call(self):
-        keep = ", keepdim=True" if self.keepdim else ""
-        return f"argmax(x, dim={self.dim}{keep})"
+    def describe_call(self, target=None):
+        """Return the call `target` (default: argmax) made on this case, in words."""
+        framework, op = (target.framework, target.op) if target is not None else ("numpy", "argmax")
+        return ops.describe(framework, op, self.dim, self.keepdim)
 
     def where(self, position):
         """Name output `position` for a sentence: 'row 17', 'column 3', 'position (2, 4)'."""
@@ -133,7 +145,14 @@ class Case:
 
 @dataclass(frozen=True)
 class Target:
-    """One way of computing argmax: framework (or user implementation) x device x dtype."""
+    """One way of computing argmax: framework (or user implementation) x device x dtype x
+    variant (the code path: eager, compile, jit, threads=1, ...) x op (argmax or a twin).
+
+    Its id reads `torch/cpu/float16`, `torch/cpu/float16/compile`, `torch.topk/cpu/float32`,
+    `jax.argmin/cpu/float32/jit`: the op joins the framework's name unless it is argmax, the
+    variant follows the dtype unless it is eager. `settings` records what can change the answer
+    (thread count, deterministic mode, x64, XLA_FLAGS, ...) as the worker saw it during the calls.
+    """
 
     framework: str
     device: str
@@ -142,10 +161,19 @@ class Target:
     env: str = "local"
     impl: str | None = None
     index_dtype: str = field(default="int64", compare=False)
+    op: str = "argmax"
+    settings: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def name(self):
-        return f"{self.framework}[{self.impl}]" if self.impl else self.framework
+        if self.impl:
+            return f"{self.framework}[{self.impl}]"
+        return self.framework if self.op == ops.DEFAULT else f"{self.framework}.{self.op}"
+
+    @property
+    def sense(self):
+        """"max" for argmax and its twins, "min" for argmin: the reference the target follows."""
+        return ops.sense(self.op)
 
     @property
     def id(self):

@@ -4,8 +4,21 @@ The rule, as NumPy, PyTorch, JAX and the Python array API standard document it: 
 first occurrence of the maximum along the reduced axis, where NaN counts as the maximum (so the
 first NaN wins); for dim=None the index into the C-order flattened input. It is computed here
 without calling any argmax, so an argmax under audit never judges itself.
+
+argmin's rule is the mirror (the first minimum, NaN counted as the minimum, first NaN wins): it is
+the argmax rule on the negated values (`oriented`), so every function here serves both.
 """
 import numpy as np
+
+
+def oriented(values, sense):
+    """Return `values` as the rule of `sense` ("max" or "min") orders them: negated for "min".
+
+    Negation keeps every equality (-0.0 == 0.0, NaN stays NaN) and reverses every order, so the
+    first maximum of the result is the first minimum of `values`.
+    """
+    values = np.asarray(values)
+    return values if sense == "max" else np.negative(values)
 
 
 def maximizers(values, axis):
@@ -22,9 +35,9 @@ def first_true(mask, axis):
     return (~np.logical_or.accumulate(mask, axis=axis)).sum(axis=axis)
 
 
-def reference_argmax(values, dim=None, keepdim=False):
-    """Return the reference indices (int64) of `values` reduced over `dim`."""
-    values = np.asarray(values)
+def reference_argmax(values, dim=None, keepdim=False, sense="max"):
+    """Return the reference indices (int64) of `values` reduced over `dim` (argmin's for "min")."""
+    values = oriented(values, sense)
     if values.size == 0 and (dim is None or values.shape[dim] == 0):
         raise ValueError("argmax of an empty sequence is undefined")
     if dim is None:

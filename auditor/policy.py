@@ -37,9 +37,15 @@ class Policy:
     max_flip_rate: dict = field(default_factory=dict)
 
     def apply(self, findings):
-        """Set each finding's severity from the policy and mark the allowed ones."""
+        """Set each finding's severity from the policy and mark the allowed ones.
+
+        A severity rule changes findings at their kind's default severity, and documented twin
+        differences (a torch.topk tie, a warning by default); never the cross-target `info` view.
+        """
         for finding in findings:
-            if finding.kind in self.severity and finding.severity == KINDS[finding.kind]:
+            documented = "documented" in finding.evidence and finding.severity != "info"
+            if finding.kind in self.severity and (finding.severity == KINDS[finding.kind]
+                                                  or documented):
                 finding.severity = self.severity[finding.kind]
             for rule in self.allow:
                 if _matches(rule, finding):

@@ -19,10 +19,15 @@ def problems(case, target, outcome):
                            "reduction instead of raising")
         return
     if outcome.dtype != target.index_dtype:
-        yield "dtype", f"returned {outcome.dtype} indices; {target.framework}'s argmax returns {target.index_dtype}"
+        yield "dtype", f"returned {outcome.dtype} indices; {_whose(target)} returns {target.index_dtype}"
     if tuple(outcome.indices.shape) != case.output_shape:
         yield "shape", (f"returned shape {tuple(outcome.indices.shape)}; expected "
                         f"{case.output_shape} for input {case.shape}")
+
+
+def _whose(target):
+    """Name the function whose index dtype `target` should return: "torch's argmax", "jax.topk"."""
+    return f"{target.framework}'s argmax" if target.op == "argmax" or target.impl else target.name
 
 
 def check(observations, options):
@@ -41,7 +46,8 @@ def check(observations, options):
         more = f" (and on {len(cases) - 1} more cases)" if len(cases) > 1 else ""
         findings.append(Finding(
             check=NAME, kind="api_mismatch", targets=[target_id], case=case.id, count=len(cases),
-            message=f"{case.describe_call()} on {target_id} {sentence} on case {case.id}{more}",
+            message=f"{case.describe_call(observations.targets[target_id])} on {target_id} "
+                    f"{sentence} on case {case.id}{more}",
             evidence={"problem": problem, "cases": cases, "input_shape": list(case.shape),
                       "expected_shape": list(case.output_shape)},
             reproducer=reproducer(case, observations.targets[target_id],

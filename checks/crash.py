@@ -36,7 +36,7 @@ def _finding(observations, key, hits):
            "SetupError": "the input could not be built on it"}.get(error_type, f"it raised {error_type}")
     runs = sum(len(o.runs) for _, o in hits)
     cases = sorted({c.id for c, _ in hits})
-    sentence = (f"{case.describe_call()} on {target_id}: {how} ({message}) on {len(cases)} "
+    sentence = (f"{case.describe_call(target)} on {target_id}: {how} ({message}) on {len(cases)} "
                 f"case{'s' if len(cases) > 1 else ''}, first {case.id}")
     return Finding(
         check=NAME, kind="crash", message=sentence, targets=[target_id], case=case.id,

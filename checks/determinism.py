@@ -58,14 +58,14 @@ def _finding(observations, target_id, case, answers):
             by_pick.setdefault(pick, []).extend(result.runs)
         detail = "; ".join(f"{p} ({fmt(row[p]) if 0 <= p < len(row) else 'out of range'}) in "
                            f"{_describe_runs(Outcome(runs))}" for p, runs in by_pick.items())
-        sentence = (f"{case.describe_call()} on {target_id} gave {len(answers)} different answers "
-                    f"on case {case.id}, {scope}, differing at {len(positions)} position"
+        sentence = (f"{case.describe_call(target)} on {target_id} gave {len(answers)} different "
+                    f"answers on case {case.id}, {scope}, differing at {len(positions)} position"
                     f"{'s' if len(positions) > 1 else ''}: at {case.where(first)} it returned {detail}")
         evidence.update(values=excerpt(row, picks), picks=picks)
     else:
         kinds = ", ".join(f"{o.error['type'] if o.failed else 'indices'} in {_describe_runs(o)}" for o in answers)
-        sentence = (f"{case.describe_call()} on {target_id} gave {len(answers)} different answers "
-                    f"on case {case.id}, {scope}: {kinds}")
+        sentence = (f"{case.describe_call(target)} on {target_id} gave {len(answers)} different "
+                    f"answers on case {case.id}, {scope}: {kinds}")
     return Finding(
         check=NAME, kind="nondeterministic", message=sentence, targets=[target_id], case=case.id,
         positions=[list(p) for p in positions[:10]], count=len(positions) or 1, evidence=evidence,

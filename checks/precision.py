@@ -20,7 +20,7 @@ def check(observations, options):
     for low, wide, pairs in _pairs(observations):
         flipped = 0
         for case, low_answer, wide_answer in pairs:
-            found = flips(case, low.dtype, low_answer.indices, wide_answer.indices)
+            found = flips(case, low.dtype, low_answer.indices, wide_answer.indices, low.sense)
             flipped += len(found)
             if found:
                 findings.append(_finding(observations, case, low, wide, low_answer, wide_answer, found))
@@ -48,13 +48,15 @@ def _pairs(observations):
             yield low, wide, pairs
 
 
-def flips(case, low_dtype, low_indices, wide_indices):
+def flips(case, low_dtype, low_indices, wide_indices, sense="max"):
     """Return [(position, low index, float32 index)] where the two answers differ and each
-    follows the rule in its own dtype (an answer off the rule is the reference check's)."""
+    follows the rule (of `sense`: argmax's or argmin's) in its own dtype (an answer off the rule
+    is the reference check's)."""
     differ = low_indices != wide_indices
     if not differ.any():
         return []
-    on_rule = (low_indices == case.reference(low_dtype)) & (wide_indices == case.reference("float32"))
+    on_rule = ((low_indices == case.reference(low_dtype, sense))
+               & (wide_indices == case.reference("float32", sense)))
     return [(p, int(low_indices[p]), int(wide_indices[p]))
             for p in disputed_positions(differ & on_rule)]
 
@@ -67,7 +69,8 @@ def _rate(flipped, pairs, wide):
 
 def flip_rates(observations):
     """Return {low target id: {flips, positions, rate, float32 target}} over all paired cases."""
-    return {low.id: _rate(sum(len(flips(c, low.dtype, a.indices, b.indices)) for c, a, b in pairs),
+    return {low.id: _rate(sum(len(flips(c, low.dtype, a.indices, b.indices, low.sense))
+                              for c, a, b in pairs),
                           pairs, wide)
             for low, wide, pairs in _pairs(observations)}
 
@@ -78,7 +81,7 @@ def _finding(observations, case, low, wide, low_answer, wide_answer, found):
     wide_row, low_row = case.row(wide_seen, position), case.row(case.seen(low.dtype), position)
     units = _margin(wide_row, lo, hi, low.dtype)
     total = max(1, low_answer.indices.size)
-    message = (f"{case.describe_call()} on {low.id} picked another index than {wide.id} at "
+    message = (f"{case.describe_call(low)} on {low.id} picked another index than {wide.id} at "
                f"{len(found)} of {total} positions of case {case.id}: at {case.where(position)} "
                f"float32 picks {hi} ({fmt(wide_row[hi])}) over {lo} ({fmt(wide_row[lo])}), a margin "
                f"of {units:.3g} {low.dtype} spacings; {low.dtype} rounds them to {fmt(low_row[hi])} "

@@ -2,10 +2,13 @@
 
 Every disputed position gets exactly one kind: `wrong_index` when the index is out of range or not a
 maximizer, `nan_policy` when the row holds NaN and the index is not its first NaN, `tie_break` when
-the index is a maximizer but not the first one.
+the index is a maximizer but not the first one. argmin targets are judged by the mirrored rule (first
+minimum, NaN first) on the same terms. Where a twin's documentation says it may return another of
+the equal candidates (torch.topk), such an answer is a warning that quotes it (auditor/ops.py).
 """
 import numpy as np
 
+from auditor import ops
 from auditor.explain import answers_at, disputed_positions, excerpt, fmt, list_indices, squeeze_hint
 from auditor.model import LOW_PRECISION, Finding
 from auditor.oracle import maximizers
@@ -21,7 +24,9 @@ def is_index_dtype(name):
 
 
 def classify(row, returned, expected):
-    """Return the kind of the disputed index `returned` in `row` whose reference is `expected`."""
+    """Return the kind of the disputed index `returned` in `row` whose reference is `expected`.
+
+    `row` holds the values as the target's rule orders them (negated for argmin)."""
     if not 0 <= returned < len(row):
         return "wrong_index"
     if np.isnan(row).any():
@@ -37,75 +42,95 @@ def check(observations, options):
     for (target_id, case_id), outcomes in observations.outcomes.items():
         case = observations.cases[case_id]
         target = observations.targets[target_id]
-        kinds = set()
+        reported = set()
         # Every distinct answer is judged (an answer wrong only sometimes is still wrong), the most
-        # frequent first; each kind is reported once per target and case.
+        # frequent first; each kind (and severity) is reported once per target and case.
         for outcome in sorted(outcomes, key=lambda o: -len(o.runs)):
             if (outcome.failed or case.must_raise or not is_index_dtype(outcome.dtype)
                     or tuple(outcome.indices.shape) != case.output_shape):
                 continue  # the api check reports answers of the wrong type or shape
             for finding in _judge(observations, case, target, outcome):
-                if finding.kind not in kinds:
-                    kinds.add(finding.kind)
+                if (finding.kind, finding.severity) not in reported:
+                    reported.add((finding.kind, finding.severity))
                     findings.append(finding)
     return findings
 
 
 def _judge(observations, case, target, outcome):
-    seen = case.seen(target.dtype)
-    expected = case.reference(target.dtype)
+    ordered = case.ordered(target.dtype, target.sense)
+    expected = case.reference(target.dtype, target.sense)
+    documented = ops.documented(target.framework, target.op) if not target.impl else None
     positions = disputed_positions(outcome.indices != expected)
     by_kind = {}
     for position in positions:
-        row = case.row(seen, position)
-        kind = classify(row, int(outcome.indices[position]), int(expected[position]))
-        by_kind.setdefault(kind, []).append(position)
-    return [_finding(observations, case, target, outcome, expected, seen, kind, where)
-            for kind, where in by_kind.items()]
+        row = case.row(ordered, position)
+        got = int(outcome.indices[position])
+        kind = classify(row, got, int(expected[position]))
+        covered = (documented is not None and kind in ops.DOCUMENTED_KINDS
+                   and documented.covers(row, got, maximizers(row, 0)))
+        by_kind.setdefault((kind, covered), []).append(position)
+    return [_finding(observations, case, target, outcome, expected, kind,
+                     documented if covered else None, where)
+            for (kind, covered), where in by_kind.items()]
 
 
-def _finding(observations, case, target, outcome, expected, seen, kind, positions):
+def _finding(observations, case, target, outcome, expected, kind, documented, positions):
     first = positions[0]
-    row = case.row(seen, first)
+    row = case.row(case.seen(target.dtype), first)
+    ordered = case.row(case.ordered(target.dtype, target.sense), first)
     got, want = int(outcome.indices[first]), int(expected[first])
     explain = {"tie_break": _tie_sentence, "nan_policy": _nan_sentence,
                "wrong_index": _wrong_sentence}[kind]
-    detail, evidence = explain(row, got, want, target.dtype)
+    detail, evidence = explain(row, ordered, got, want, target)
     share = f" ({len(positions)} positions like this)" if len(positions) > 1 else ""
-    message = (f"{case.describe_call()} on {target.id} returned {got} at {case.where(first)} of "
-               f"case {case.id}; expected {want} {detail}{share}")
+    message = (f"{case.describe_call(target)} on {target.id} returned {got} at {case.where(first)} "
+               f"of case {case.id}; expected {want} {detail}{share}")
     evidence.update(values=excerpt(row, [got, want]), returned=got, expected=want,
                     position=list(first), row_length=len(row))
     if kind == "tie_break":
-        evidence["policy"] = case.policies(target.dtype, outcome.indices)[0]
+        evidence["policy"] = case.policies(target.dtype, outcome.indices, target.sense)[0]
+    severity = ""
+    if documented is not None:
+        message += (f"; documented: {target.name} {documented.meaning}: \"{documented.quote}\" "
+                    f"({documented.url})")
+        evidence["documented"] = documented.to_json()
+        severity = "warning"
     return Finding(
         check=NAME, kind=kind, message=message, targets=[target.id], case=case.id,
-        positions=[list(p) for p in positions[:10]], count=len(positions), evidence=evidence,
+        severity=severity, positions=[list(p) for p in positions[:10]], count=len(positions),
+        evidence=evidence,
         reproducer=reproducer(case, target, positions, observations.bundle_path,
                               saw=answers_at(outcome.indices, case, positions)),
     )
 
 
-def _tie_sentence(row, got, want, dtype):
-    tied = np.flatnonzero(maximizers(row, 0))
-    return (f"(first of the tied maxima {fmt(row[want])} at {list_indices(tied)})",
+def extreme(target, plural=False):
+    """Return 'maximum' (argmax and its twins) or 'minimum' (argmin), or their plurals."""
+    word = "maxim" if target.sense == "max" else "minim"
+    return word + ("a" if plural else "um")
+
+
+def _tie_sentence(row, ordered, got, want, target):
+    tied = np.flatnonzero(maximizers(ordered, 0))
+    return (f"(first of the tied {extreme(target, True)} {fmt(row[want])} at {list_indices(tied)})",
             {"tied": [int(i) for i in tied[:20]], "ties": int(len(tied))})
 
 
-def _nan_sentence(row, got, want, dtype):
+def _nan_sentence(row, ordered, got, want, target):
     nans = np.flatnonzero(np.isnan(row))
     what = "a later NaN" if np.isnan(row[got]) else f"the value {fmt(row[got])}"
-    return (f"(the first NaN; NaN counts as the maximum), but it returned {what}; NaN at "
+    return (f"(the first NaN; NaN counts as the {extreme(target)}), but it returned {what}; NaN at "
             f"{list_indices(nans)}", {"nans": [int(i) for i in nans[:20]]})
 
 
-def _wrong_sentence(row, got, want, dtype):
+def _wrong_sentence(row, ordered, got, want, target):
     if not 0 <= got < len(row):
         return (f"(value {fmt(row[want])}), but {got} is outside 0..{len(row) - 1}"
                 f"{squeeze_hint(got, want)}", {"out_of_range": True})
-    gap = float(row[want]) - float(row[got])
-    return (f"(value {fmt(row[want])}), but {got} holds {fmt(row[got])}, which is not a maximum "
-            f"(gap {fmt(gap)}){_hint(row, got, want, dtype)}{squeeze_hint(got, want)}", {"gap": gap})
+    gap = float(ordered[want]) - float(ordered[got])
+    return (f"(value {fmt(row[want])}), but {got} holds {fmt(row[got])}, which is not a "
+            f"{extreme(target)} (gap {fmt(gap)}){_hint(row, got, want, target.dtype)}"
+            f"{squeeze_hint(got, want)}", {"gap": gap})
 
 
 def _hint(row, got, want, dtype):

@@ -81,7 +81,7 @@ def _finding(observations, case, target, old_target, new, old, versions):
     if not positions:
         what = {False: lambda o: f"{o.dtype} indices of shape {tuple(o.indices.shape)}",
                 True: lambda o: f"{o.error['type']}: {o.error['message'][:120]}"}
-        message = (f"{case.describe_call()} on {now} gives {what[new.failed](new)} on case "
+        message = (f"{case.describe_call(target)} on {now} gives {what[new.failed](new)} on case "
                    f"{case.id}; the baseline {then} gave {what[old.failed](old)}")
         evidence.update(cause="api_mismatch" if not (new.failed or old.failed) else "crash")
         return Finding(check=NAME, kind="regression", message=message, case=case.id, count=1,
@@ -89,17 +89,19 @@ def _finding(observations, case, target, old_target, new, old, versions):
                        reproducer=reproducer(case, target, bundle_path=observations.bundle_path,
                                              show="api" if not new.failed else "call"))
     seen = case.seen(target.dtype)
-    expected = case.reference(target.dtype)
+    expected = case.reference(target.dtype, target.sense)
     first = positions[0]
     row = case.row(seen, first)
+    keyed = case.row(case.ordered(target.dtype, target.sense), first)  # argmin: negated
     picks = [int(old.indices[first]), int(new.indices[first])]
-    cause = _cause(row, picks)
+    cause = _cause(keyed, picks)
     direction = _direction(new.indices, old.indices, expected, positions)
-    why = {"tie_break": f"both are tied maxima ({list_indices(np.flatnonzero(maximizers(row, 0)))})",
+    why = {"tie_break": f"both are tied {'maxima' if target.sense == 'max' else 'minima'} "
+                        f"({list_indices(np.flatnonzero(maximizers(keyed, 0)))})",
            "nan_policy": f"the row holds NaN at {list_indices(np.flatnonzero(np.isnan(row)))}",
            "wrong_index": "not both are a maximum"}[cause]
     shown = ", ".join(f"{p} ({fmt(row[p]) if 0 <= p < len(row) else 'out of range'})" for p in picks)
-    message = (f"{case.describe_call()} on {now} returned {picks[1]} at {case.where(first)} of "
+    message = (f"{case.describe_call(target)} on {now} returned {picks[1]} at {case.where(first)} of "
                f"case {case.id}; the baseline {then} returned {picks[0]} (old, new: {shown}; "
                f"{why}); {direction}"
                + (f"; {len(positions)} positions changed" if len(positions) > 1 else ""))
