@@ -41,6 +41,8 @@ def cli():
 @options.device
 @options.dtype
 @options.impl
+@options.variant
+@options.op
 @options.suite
 @options.cases
 @options.seed
@@ -60,8 +62,9 @@ def cli():
 @options.summary_md
 @options.json_out
 @options.quiet
-def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats, processes, timeout,
-        startup_timeout, jobs, out, fail_on, config, input_files, input_dim, baseline_path,
+def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns, seed, repeats,
+        processes, timeout, startup_timeout, jobs, out, fail_on, config, input_files, input_dim,
+        baseline_path,
         save_baseline, junit, summary_md, json_file, quiet):
     """Call argmax repeatedly on every case and target, check the answers, write the bundle.
 
@@ -78,7 +81,7 @@ def run(frameworks, devices, dtypes, impls, suite, case_patterns, seed, repeats,
         devices=devices, dtypes=dtypes or list(DTYPES),
         impls=[options.parse_impl(text) for text in impls],
         cases=cases, repeats=repeats, processes=processes, timeout=timeout, jobs=jobs,
-        startup_timeout=startup_timeout,
+        startup_timeout=startup_timeout, variants=variants or ["eager"], ops=ops or ["argmax"],
     )
     created = bundle.prepare(out)
     metadata = {"command": ["audit", *sys.argv[1:]], "suite": suite, "seed": seed,

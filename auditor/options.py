@@ -4,6 +4,7 @@ import re
 
 import click
 
+from . import ops, variants
 from .model import DTYPES, FRAMEWORKS
 
 DEVICE = re.compile(r"^(cpu|mps|(cuda|rocm|tpu)(:\d+)?)$")
@@ -49,6 +50,35 @@ impl = click.option(
     help="Your own argmax, audited like a built-in target and called as fn(x, dim=..., "
          "keepdim=...) with x a native array of FRAMEWORK (repeatable). "
          "Example: torch:my_kernels:argmax_layer or numpy:./my_argmax.py:argmax.")
+
+
+def _variants(ctx, param, values):
+    names = []
+    for name in split(values):
+        try:
+            names.append(name if name == "all" else variants.parse(name).name)
+        except ValueError as exc:
+            raise click.BadParameter(f"{exc}; choose from {', '.join(variants.valid_names())} "
+                                     "(combine with +, e.g. compile+threads=1)") from None
+    return list(dict.fromkeys(names))
+
+
+_ops = _names("op", [*ops.OPS, "all"])
+
+
+variant = click.option(
+    "--variant", "variants", multiple=True, callback=_variants, metavar="NAME",
+    help="Execution variants (comma list or repeated): eager; torch: compile (torch.compile, "
+         "needs a C++ compiler on the CPU), compile-dynamic, threads=N, deterministic, "
+         "flush-denormal; jax: jit, op-by-op (jax.disable_jit), x64, xla-deterministic; "
+         "combine with +, e.g. compile+threads=1; all for every one. A variant a framework does "
+         "not have is skipped there. Default: eager.")
+op = click.option(
+    "--op", "ops", multiple=True, callback=_ops, metavar="NAME",
+    help="argmax and its twins (comma list or repeated): argmax; argmin (against the mirrored "
+         "rule: first minimum, NaN first); max (torch.max(x, dim).indices); topk (torch.topk, "
+         "jax.lax.top_k with k=1); argsort (numpy's stable argsort, read from the right end); "
+         "all for every one. User implementations stay argmax. Default: argmax.")
 suite = click.option(
     "--suite", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
     help="Built-in cases: quick (45 cases, seconds), or full (74 cases: longer rows and larger "

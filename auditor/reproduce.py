@@ -1,18 +1,24 @@
-"""Short Python scripts that reproduce a finding with the framework alone."""
+"""Short Python scripts that reproduce a finding with the framework alone.
+
+A script calls what the target called: its op (argmax, argmin, or a twin such as
+`torch.topk(x, 1, dim=1).indices`) or the user's implementation, through its variant (the thread
+count or deterministic mode set first, the call wrapped in torch.compile, jax.jit or
+jax.disable_jit, jax's x64 mode or XLA flags set before jax starts).
+"""
 import os
 
 import numpy as np
+
+from . import ops, variants
 
 INLINE_LIMIT = 256
 SPARSE_LIMIT = 48
 SPARSE_SCAN_LIMIT = 1 << 20  # larger inputs load from the bundle instead of being scanned
 
 _NATIVE = {
-    "numpy": ("import numpy as np", "x = base.astype({np_dtype})", "r = np.argmax(x, axis={dim}, keepdims={keepdim})"),
-    "torch": ("import torch", "x = torch.from_numpy(base).to(device={device!r}, dtype=torch.{dtype})",
-              "r = torch.argmax(x, dim={dim}, keepdim={keepdim})"),
-    "jax": ("import jax, jax.numpy as jnp", "x = jax.device_put(base.astype({np_dtype}), {jax_device})",
-            "r = jnp.argmax(x, axis={dim}, keepdims={keepdim})"),
+    "numpy": ("import numpy as np", "x = base.astype({np_dtype})"),
+    "torch": ("import torch", "x = torch.from_numpy(base).to(device={device!r}, dtype=torch.{dtype})"),
+    "jax": ("import jax, jax.numpy as jnp", "x = jax.device_put(base.astype({np_dtype}), {jax_device})"),
 }
 _VIEWS = {
     "numpy": {"transposed": "x = x.T", "strided": "x = x[..., ::2]",
@@ -87,7 +93,7 @@ def _dtype_name(framework, dtype):
 
 def _picks(case, target, positions):
     """Return (expression printing the answer at `positions`, the reference there)."""
-    expected = None if case.must_raise else case.reference(target.dtype)
+    expected = None if case.must_raise else case.reference(target.dtype, target.sense)
     if expected is not None and expected.size == 0:
         expected = None
     indices = _INDICES[target.framework]
@@ -102,7 +108,7 @@ def _picks(case, target, positions):
 def _functions(case, target):
     """Return the lines of `make(dtype)` (the input, built as the audit built it) and `run(dtype)`."""
     fw = target.framework
-    _, native, call = _NATIVE[fw]
+    _, native = _NATIVE[fw]
     fields = dict(device=target.device, dim=case.dim, keepdim=case.keepdim,
                   shape=tuple(case.values.shape), np_dtype="dtype",
                   jax_device=("jax.devices('cpu')[0]" if target.device == "cpu" else
@@ -111,10 +117,45 @@ def _functions(case, target):
     if case.layout in _VIEWS[fw] and case.values.ndim:
         make.append(_VIEWS[fw][case.layout].format(**fields))
     if target.impl:
-        call = "r = argmax(x, dim={dim}, keepdim={keepdim})"
-    return ["", "", "def make(dtype):", *(f"    {line}" for line in make), "    return x", "", "",
-            "def run(dtype):", "    x = make(dtype)", f"    {call.format(**fields)}", "    return x, r",
-            "", ""]
+        expression = f"argmax(x, dim={case.dim}, keepdim={case.keepdim})"
+    else:
+        expression = ops.expression(fw, target.op, case.dim, case.keepdim)
+    compiled, call = _call_lines(variants.parse(target.variant), expression)
+    return [*compiled, "", "", "def make(dtype):", *(f"    {line}" for line in make), "    return x",
+            "", "", "def run(dtype):", "    x = make(dtype)", *call, "    return x, r", "", ""]
+
+
+def _call_lines(variant, expression):
+    """Return (lines defining the compiled `f`, lines of `run` that set `r`) for `variant`."""
+    mode = variant.mode
+    if mode in ("compile", "compile-dynamic"):
+        dynamic = mode == "compile-dynamic"
+        return ([f"f = torch.compile(lambda x: {expression}, dynamic={dynamic})  # variant {variant.name}"],
+                ["    r = f(x)"])
+    if mode == "jit":
+        return [f"f = jax.jit(lambda x: {expression})  # variant {variant.name}"], ["    r = f(x)"]
+    if mode == "op-by-op":
+        return [], ["    with jax.disable_jit():  # variant op-by-op", f"        r = {expression}"]
+    return [], [f"    r = {expression}"]
+
+
+def _setting_lines(variant):
+    """Return (lines before the framework's import, lines right after it) that set `variant`'s
+    process state as the audit's worker did."""
+    before, after = [], []
+    if variant.get("xla-deterministic"):
+        before = ["import os",
+                  f"os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + "
+                  f"' {variants.XLA_DETERMINISTIC}').strip()  # before jax starts"]
+    if variant.get("x64"):
+        after.append("jax.config.update('jax_enable_x64', True)")
+    if variant.get("threads"):
+        after.append(f"torch.set_num_threads({variant.get('threads')})")
+    if variant.get("deterministic"):
+        after.append("torch.use_deterministic_algorithms(True)")
+    if variant.get("flush-denormal"):
+        after.append("torch.set_flush_denormal(True)")
+    return before, after
 
 
 def reproducer(case, target, positions=(), bundle_path="audit-results", repeat=False, saw=None,
@@ -128,7 +169,8 @@ def reproducer(case, target, positions=(), bundle_path="audit-results", repeat=F
     `observed` is a sentence for a note where the printed value is not the audit's own.
     """
     fw = target.framework
-    lines = ["import numpy as np"] + ([_NATIVE[fw][0]] if fw != "numpy" else [])
+    before, after = _setting_lines(variants.parse(target.variant))
+    lines = [*before, "import numpy as np"] + ([_NATIVE[fw][0]] if fw != "numpy" else []) + after
     if fw == "numpy" and "bfloat16" in (target.dtype, against):
         lines.append("import ml_dtypes")
     if target.impl:
@@ -161,6 +203,7 @@ def reproducer(case, target, positions=(), bundle_path="audit-results", repeat=F
                   "print(answers)" + note + f" ({against}, then {target.dtype})"]
     else:
         if expected is not None:
-            note += ("; " if note else "  # ") + f"the reference (first maximum, first NaN) is {expected}"
+            rule = "first maximum" if target.sense == "max" else "first minimum"
+            note += ("; " if note else "  # ") + f"the reference ({rule}, first NaN) is {expected}"
         lines += [f"x, r = run({dtype})", f"print({expression})" + note]
     return "\n".join(lines)

@@ -1,4 +1,9 @@
-"""Run every case on every target: worker processes per framework, repeats, crashes kept as data."""
+"""Run every case on every target: worker processes per framework, repeats, crashes kept as data.
+
+Workers are started per group: a framework with one set of process-wide settings (jax's x64 mode,
+XLA_FLAGS, which must be set before jax starts). Every other variant (compile, jit, threads,
+deterministic mode, ...) and every op runs in its group's workers, target after target.
+"""
 from __future__ import annotations
 
 import concurrent.futures
@@ -9,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import ops as op_table
+from . import variants as variant_table
 from .errors import AuditFailed, UserError
 from .model import Outcome, Target
 from .worker.protocol import read_array
@@ -46,9 +53,29 @@ class Impl:
         return f"{self.module}:{self.function}"
 
 
+@dataclass(frozen=True)
+class Group:
+    """The worker processes of one framework with one set of process-wide variant settings."""
+
+    framework: str
+    process: tuple = ()  # process-wide modifiers, e.g. ("x64",)
+
+    @property
+    def label(self):
+        return self.framework + (f" ({'+'.join(self.process)})" if self.process else "")
+
+    @property
+    def env(self):
+        return variant_table.process_env(self.process)
+
+
 @dataclass
 class Plan:
-    """What to run: frameworks, filters, user implementations, cases and how often."""
+    """What to run: frameworks, filters, user implementations, cases and how often.
+
+    `variants` and `ops` are names as `--variant` and `--op` give them (`all` included); a name
+    that does not apply to a framework is skipped there with a note.
+    """
 
     frameworks: list
     explicit_frameworks: bool
@@ -61,6 +88,8 @@ class Plan:
     timeout: float = 60.0
     jobs: int = 2
     startup_timeout: float = 180.0
+    variants: list = field(default_factory=lambda: [variant_table.EAGER])
+    ops: list = field(default_factory=lambda: [op_table.DEFAULT])
 
 
 @dataclass
@@ -103,15 +132,22 @@ class Runner:
         self.live = set()  # worker processes running now, killed on interrupt
         self.hung = set()  # targets that hung once: not started again in other processes
         self._cases_message = None
+        self.described = {}  # Group -> what its first worker said about itself
+        self.variants = {}  # framework -> the Variants it runs
 
-    def spawn(self, framework):
-        """Start a worker for `framework` and track it, so an interrupt can stop it."""
+    def spawn(self, group):
+        """Start a worker for `group` and track it, so an interrupt can stop it."""
         with self.lock:
             if self.stopping.is_set():
                 raise WorkerGone("WorkerError", "the run was interrupted")
-            worker = WorkerProcess(framework)
+            worker = WorkerProcess(group.framework, env=group.env)
             self.live.add(worker)
             return worker
+
+    def note(self, text):
+        """Record once that something asked for is not audited, and why."""
+        if text not in self.record.skipped:
+            self.record.skipped.append(text)
 
     def forget(self, worker):
         with self.lock:
@@ -124,23 +160,26 @@ class Runner:
                 self._cases_message = cases_message(self.plan.cases)
             return self._cases_message
 
-    # -- phase 1: start one worker per framework, learn its devices, load implementations
+    # -- phase 1: start one worker per group, learn its devices, load implementations
     def start(self):
         frameworks, self.record.unavailable = check_available(self.plan)
+        groups = self._groups(frameworks)
         first, problems = {}, []
-        with concurrent.futures.ThreadPoolExecutor(max(1, len(frameworks))) as pool:
-            futures = {fw: pool.submit(self._describe, fw) for fw in frameworks}
-            for fw, future in futures.items():
+        with concurrent.futures.ThreadPoolExecutor(max(1, len(groups))) as pool:
+            futures = {group: pool.submit(self._describe, group) for group in groups}
+            for group, future in futures.items():
                 try:
                     worker, info, error = future.result()
                 except UserError as exc:
                     problems.append(exc)
                     continue
                 if error:
-                    self.observations.startup_errors[fw] = error
+                    self.observations.startup_errors[group.label] = error
                     continue
-                first[fw] = worker
-                self.record.frameworks[fw] = info
+                first[group] = worker
+                self.described[group] = info
+                if not group.process or group.framework not in self.record.frameworks:
+                    self.record.frameworks[group.framework] = info
         try:
             if problems:
                 raise problems[0]
@@ -157,8 +196,39 @@ class Runner:
             raise AuditFailed("no target could run" + (f" ({reasons})" if reasons else ""))
         return first
 
-    def _describe(self, framework):
-        worker = self.spawn(framework)
+    def _groups(self, frameworks):
+        """Return the worker groups the plan needs; note each named variant or op that a
+        framework does not have."""
+        groups = []
+        audited = [fw for fw in frameworks if fw in self.plan.frameworks
+                   or any(i.framework == fw for i in self.plan.impls)]
+        for fw in audited:
+            self.variants[fw] = variant_table.select(self.plan.variants, fw)
+            for name in self.plan.variants:
+                if name != "all" and fw not in variant_table.parse(name).frameworks:
+                    where = ", ".join(sorted(variant_table.parse(name).frameworks))
+                    self.note(f"{fw}: variant {name} does not apply (it is for {where})")
+            if fw in self.plan.frameworks:
+                for name in self.plan.ops:
+                    if name != "all" and fw not in op_table.OPS[name].frameworks:
+                        where = ", ".join(op_table.OPS[name].frameworks)
+                        self.note(f"{fw}: op {name} does not apply (it is for {where})")
+            for variant in self.variants[fw]:
+                group = Group(fw, variant.process)
+                if group not in groups and (self._ops(fw) or any(
+                        i.framework == fw for i in self.plan.impls)):
+                    groups.append(group)
+        return groups
+
+    def _ops(self, framework):
+        """Return the ops the plan audits on `framework`'s own functions."""
+        if framework not in self.plan.frameworks:
+            return []
+        names = op_table.for_framework(framework)
+        return [op for op in names if "all" in self.plan.ops or op in self.plan.ops]
+
+    def _describe(self, group):
+        worker = self.spawn(group)
         timeout = self.plan.startup_timeout
         try:
             hello = worker.hello(timeout)
@@ -168,6 +238,7 @@ class Runner:
             return None, None, f"could not start: {exc}"
         info = {k: v for k, v in info.items() if k not in ("ok", "op")}
         info["worker"] = {k: v for k, v in hello.items() if k not in ("ok", "op")}
+        framework = group.framework
         impls = [impl for impl in self.plan.impls if impl.framework == framework]
         try:
             errors = start_worker_impls(worker, impls, timeout)
@@ -184,9 +255,7 @@ class Runner:
 
     def _make_targets(self):
         found_devices = set()
-        for fw, info in self.record.frameworks.items():
-            names = ([fw] if fw in self.plan.frameworks else []) + [
-                i.name for i in self.plan.impls if i.framework == fw]
+        for group, info in self.described.items():
             for device in info["devices"]:
                 found_devices.add(device["id"])
                 if self.plan.devices and not any(_device_matches(device["id"], d) for d in self.plan.devices):
@@ -194,17 +263,34 @@ class Runner:
                 for dtype in self.plan.dtypes:
                     if dtype not in device["dtypes"]:
                         why = device["unsupported"].get(dtype, "not supported")
-                        self.record.skipped.append(f"{fw}/{device['id']}/{dtype}: {why}")
+                        self.note(f"{group.framework}/{device['id']}/{dtype}: {why}")
                         continue
-                    for name in names:
-                        target = Target(fw, device["id"], dtype, impl=None if name == fw else name,
-                                        index_dtype=info["index_dtype"])
-                        self.targets[target.id] = (target, fw)
-        for wanted in self.plan.devices:
+                    self._add_targets(group, info, device, dtype)
+        for wanted in self.plan.devices if self.described else ():
             if not any(_device_matches(d, wanted) for d in found_devices):
                 raise UserError(self._absent_device(wanted, found_devices))
         for target, _ in self.targets.values():
             self.observations.targets[target.id] = target
+
+    def _add_targets(self, group, info, device, dtype):
+        """Add the targets of `group` on `device` in `dtype`: each variant x (op or impl)."""
+        fw = group.framework
+        impls = [i.name for i in self.plan.impls if i.framework == fw]
+        for variant in (v for v in self.variants[fw] if v.process == group.process):
+            why = device.get("unavailable_modes", {}).get(variant.mode)
+            if why:
+                self.note(f"{fw} variant {variant.name} on {device['id']}: {why}")
+                continue
+            for op in self._ops(fw):
+                self._add(Target(fw, device["id"], dtype, variant=variant.name, op=op,
+                                 index_dtype=info.get("index_dtypes", {}).get(op, info["index_dtype"])),
+                          group)
+            for name in impls:
+                self._add(Target(fw, device["id"], dtype, variant=variant.name, impl=name,
+                                 index_dtype=info["index_dtype"]), group)
+
+    def _add(self, target, group):
+        self.targets[target.id] = (target, group)
 
     def _absent_device(self, wanted, found_devices):
         """Say that device `wanted` is absent, what was found, and what would bring it."""
@@ -223,15 +309,15 @@ class Runner:
     # -- phase 2: every target in `processes` fresh processes
     def run(self, first):
         started = time.perf_counter()
-        used = {fw for _, fw in self.targets.values()}
-        for fw in set(first) - used:
-            first.pop(fw).close()
-        jobs = [(fw, p) for fw in self.record.frameworks if fw in used
+        used = {group for _, group in self.targets.values()}
+        for group in set(first) - used:
+            first.pop(group).close()
+        jobs = [(group, p) for group in self.described if group in used
                 for p in range(self.plan.processes)]
         pool = concurrent.futures.ThreadPoolExecutor(max(1, self.plan.jobs))
         try:
-            running = {pool.submit(self._run_process, fw, p, first.pop(fw) if p == 0 else None)
-                       for fw, p in jobs}
+            running = {pool.submit(self._run_process, group, p, first.pop(group) if p == 0 else None)
+                       for group, p in jobs}
             while running:
                 done, running = concurrent.futures.wait(
                     running, timeout=1.0, return_when=concurrent.futures.FIRST_COMPLETED)
@@ -252,10 +338,10 @@ class Runner:
                 worker.kill()
             self.record.seconds = time.perf_counter() - started
 
-    def _run_process(self, framework, process, worker):
-        targets = [t for t, fw in self.targets.values() if fw == framework]
-        impls = [i for i in self.plan.impls if i.framework == framework]
-        session = _Session(self, framework, impls, worker)
+    def _run_process(self, group, process, worker):
+        targets = [t for t, g in self.targets.values() if g == group]
+        impls = [i for i in self.plan.impls if i.framework == group.framework]
+        session = _Session(self, group, impls, worker)
         try:
             for target in targets:
                 session.run_target(target, process)
@@ -267,22 +353,36 @@ class Runner:
             self.observations.add(target.id, case_id, outcomes)
             if timing:
                 total = self.observations.timings.setdefault((target.id, case_id), {
-                    "calls": 0, "call_s": 0.0, "min_s": float("inf"), "prepare_s": 0.0, "harness_s": 0.0})
+                    "calls": 0, "call_s": 0.0, "min_s": float("inf"), "prepare_s": 0.0,
+                    "harness_s": 0.0, "compile_s": 0.0, "compiles": 0})
                 total["calls"] += len(timing["seconds"])
                 total["call_s"] += sum(timing["seconds"])
                 total["min_s"] = min(total["min_s"], min(timing["seconds"], default=float("inf")))
                 total["prepare_s"] += timing["prepare_s"]
                 total["harness_s"] += timing["harness_s"]
+                if timing.get("compile_s") is not None:  # the first, compiling call, apart
+                    total["compile_s"] = total.get("compile_s", 0.0) + timing["compile_s"]
+                    total["compiles"] = total.get("compiles", 0) + 1
         self.progress(target, case_id)
+
+    def record_settings(self, target, process, settings):
+        """Keep the settings the worker reported for `target`; note a process that differed."""
+        if not settings:
+            return
+        with self.lock:
+            if not target.settings:
+                target.settings.update(settings)
+            elif settings != {k: v for k, v in target.settings.items() if k != "by_process"}:
+                target.settings.setdefault("by_process", {})[str(process)] = settings
 
 
 class _Session:
-    """One logical worker process of one framework; restarted after a crash or a hang."""
+    """One logical worker process of one group; restarted after a crash or a hang."""
 
-    def __init__(self, runner, framework, impls, worker):
+    def __init__(self, runner, group, impls, worker):
         self.runner = runner
         self.plan = runner.plan
-        self.framework = framework
+        self.group = group
         self.impls = impls
         self.worker = worker
         self.cases_sent = False
@@ -291,7 +391,7 @@ class _Session:
         if self.runner.stopping.is_set():
             raise WorkerGone("WorkerError", "the run was interrupted")
         if self.worker is None or self.worker.process.poll() is not None:
-            self.worker = self.runner.spawn(self.framework)
+            self.worker = self.runner.spawn(self.group)
             errors = start_worker(self.worker, self.impls, self.plan.startup_timeout)
             if errors:
                 raise WorkerGone("WorkerError", "; ".join(errors.values()))
@@ -312,12 +412,14 @@ class _Session:
                 worker = self._ensure()
                 worker.send({"op": "run", "repeats": self.plan.repeats, "cases": pending,
                              "target": {"device": target.device, "dtype": target.dtype,
-                                        "impl": target.impl}})
+                                        "impl": target.impl, "op": target.op,
+                                        "variant": variant_table.parse(target.variant).worker_spec()}})
                 while pending and not self.runner.stopping.is_set():
                     self._receive_result(worker, target, process, pending)
                 if pending:
                     return
-                worker.receive(self.plan.timeout)  # the closing reply
+                reply, _ = worker.receive(self.plan.timeout)  # the closing reply
+                self.runner.record_settings(target, process, reply.get("settings"))
             except Exception as exc:  # death, hang, garbage on the pipe: the target's crash
                 if self.runner.stopping.is_set():
                     return  # the user interrupted the run: this is not the target's fault
@@ -346,10 +448,14 @@ class _Session:
         pending.clear()
 
     def _receive_result(self, worker, target, process, pending):
+        deadline = self.plan.timeout
         while True:
-            header, payload = worker.receive(self.plan.timeout)
+            header, payload = worker.receive(deadline)
             if header.get("op") != "tick":
                 break
+            # A compilation (torch.compile, jax.jit) may take as long as starting a worker.
+            deadline = (max(self.plan.timeout, self.plan.startup_timeout) if header.get("compile")
+                        else self.plan.timeout)
         if header.get("op") == "reply":  # the run itself failed before its cases
             raise RuntimeError(header.get("error", {}).get("message", "run failed"))
         if header.get("case") != pending[0]:

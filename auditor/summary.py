@@ -25,7 +25,7 @@ def target_rows(observations, findings):
             answer = observations.modal(target_id, case.id)
             if answer is None or answer.failed or case.must_raise or tuple(answer.indices.shape) != case.output_shape:
                 continue
-            tie, nan = case.policies(target.dtype, answer.indices)
+            tie, nan = case.policies(target.dtype, answer.indices, target.sense)
             ties.append(tie)
             nans.append(nan)
         by_kind = {}
@@ -40,10 +40,15 @@ def target_rows(observations, findings):
 
 
 def timing(observations):
+    """Return the run's time in argmax calls, in the harness, and compiling (torch.compile,
+    jax.jit: the first call of each compiled signature, apart from the calls)."""
     calls = sum(t["calls"] for t in observations.timings.values())
     call_s = sum(t["call_s"] for t in observations.timings.values())
     harness_s = sum(t["harness_s"] for t in observations.timings.values())
-    return {"calls": calls, "call_s": call_s, "harness_s": harness_s}
+    compile_s = sum(t.get("compile_s", 0.0) for t in observations.timings.values())
+    compiles = sum(t.get("compiles", 0) for t in observations.timings.values())
+    return {"calls": calls, "call_s": call_s, "harness_s": harness_s, "compile_s": compile_s,
+            "compiles": compiles}
 
 
 def _changed(case, answer, other):

@@ -29,13 +29,13 @@ class WorkerGone(Exception):
 class WorkerProcess:
     """One worker process for one framework, started like a user's own Python would start."""
 
-    def __init__(self, framework, python=None):
+    def __init__(self, framework, python=None, env=None):
         self.framework = framework
         self.stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [python or sys.executable, "-m", "auditor.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-            env=_worker_env(), start_new_session=True,  # Ctrl-C reaches the driver, which stops them
+            env=_worker_env(env), start_new_session=True,  # Ctrl-C reaches the driver, which stops them
         )
         self.messages = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -133,9 +133,10 @@ def _signal_name(number):
         return f"signal {number}"
 
 
-def _worker_env():
-    """Return the environment for a worker: the user's, plus the path that finds this package."""
-    env = dict(os.environ)
+def _worker_env(overrides=None):
+    """Return the environment for a worker: the user's with `overrides` (a variant's process-wide
+    settings, such as JAX_ENABLE_X64), plus the path that finds this package."""
+    env = {**os.environ, **(overrides or {})}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     if root not in paths and not _importable_from_site(root):

@@ -82,6 +82,15 @@ def _user_lines(user):
     return [*lines, ""]
 
 
+def _compile_lines(timing):
+    """Return the line that keeps compilation (torch.compile, jax.jit) apart from the calls."""
+    if not timing.get("compiles"):
+        return []
+    return ["", f"compiling: {timing['compile_s']:.1f} s for {timing['compiles']} signatures "
+                f"(the first call of each, through torch.compile or jax.jit); the argmax calls "
+                f"took {timing['call_s']:.1f} s ({timing['calls']} calls)"]
+
+
 def render(document, limit=10, color=False):
     """Return the summary text for results `document`."""
     summary = document["summary"]
@@ -94,6 +103,7 @@ def render(document, limit=10, color=False):
         lines.append("precision drift against float32 (flipped positions / compared):")
         for target, stats in precision.items():
             lines.append(f"  {target}: {stats['flips']} / {stats['positions']} ({stats['rate']:.2%})")
+    lines += _compile_lines(summary.get("timing") or {})
     groups = _grouped(document["findings"])
     if groups:
         total = sum(1 + len(more) for _, more in groups)

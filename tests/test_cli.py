@@ -32,6 +32,8 @@ RUN_DEFAULTS = {
     "--framework": "Default: every one installed",
     "--device": "Default: every device each framework reports",
     "--dtype": "Default: all",
+    "--variant": "Default: eager",
+    "--op": "Default: argmax",
     "--suite": "[default: quick]",
     "--input-dim": "[default: -1",
     "--cases": "Default: the whole suite",

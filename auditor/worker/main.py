@@ -20,6 +20,8 @@ from .casting import narrow, widen
 from .protocol import PROTOCOL_VERSION, PayloadWriter, read_array, read_message, write_message
 
 MAX_MESSAGE = 2000
+#: Execution modes whose first call per signature compiles (timed apart as compile_s).
+COMPILING = ("compile", "compile-dynamic", "jit")
 
 
 def _error(exc):
@@ -97,13 +99,18 @@ class Worker:
         return {"count": len(self.cases)}
 
     def run(self, header, payload):
+        """Run one target (op or implementation, in its variant) on the cases; reply with the
+        settings that were in effect during the calls."""
         target = header["target"]
-        fn = self.impls[target["impl"]] if target.get("impl") else self.adapter.argmax
-        for case_id in header["cases"]:
-            self._run_case(target, fn, case_id, header["repeats"])
-        return {"done": True}
+        builtin = not target.get("impl")
+        fn = self.adapter.function(target.get("op", "argmax")) if builtin else self.impls[target["impl"]]
+        variant = target.get("variant") or {}
+        with self.adapter.configure(variant) as settings:
+            for case_id in header["cases"]:
+                self._run_case(target, fn, variant.get("mode"), case_id, header["repeats"])
+        return {"done": True, "settings": settings}
 
-    def _run_case(self, target, fn, case_id, repeats):
+    def _run_case(self, target, fn, mode, case_id, repeats):
         case, source = self.cases[case_id]
         started = time.perf_counter()
         # A user's implementation gets a fresh input for every call and is checked for writing
@@ -111,16 +118,20 @@ class Worker:
         fresh = bool(target.get("impl"))
         try:
             x, before = self._input(target, case, source, fresh)
+            call = self.adapter.prepare(fn, mode, case["dim"], case["keepdim"], not fresh)
         except Exception as exc:
             write_message(self.out, {"op": "result", "case": case_id, "setup_error": _error(exc)})
             return
         prepare_s = time.perf_counter() - started
+        # Compiled modes compile on the first call of each signature: that call is timed apart
+        # (compile_s), and the repeats reuse what it compiled.
+        compile_s = self._compile(call, target, case, source, x) if mode in COMPILING else None
         outcomes, keys, seconds, writer, mutated = [], [], [], PayloadWriter(), False
         for repeat in range(repeats):
             if fresh and repeat:
                 x, before = self._input(target, case, source, fresh)
             write_message(self.out, {"op": "tick"})  # the driver's per-call deadline starts now
-            outcome, elapsed = self._call(fn, x, case, target["device"])
+            outcome, elapsed = self._call(call, x, target["device"])
             seconds.append(elapsed)
             _add(outcomes, keys, outcome, repeat, writer)
             mutated = mutated or (fresh and _mutated(self.adapter, x, before))
@@ -128,8 +139,26 @@ class Worker:
                   "prepare_s": prepare_s}
         if mutated:
             result["mutated"] = True
-        result["harness_s"] = time.perf_counter() - started - sum(seconds)
+        if compile_s is not None:
+            result["compile_s"] = compile_s
+        result["harness_s"] = time.perf_counter() - started - sum(seconds) - (compile_s or 0.0)
         write_message(self.out, result, writer.payload())
+
+    def _compile(self, call, target, case, source, x):
+        """Make the first call of `call`, which compiles it; return its seconds.
+
+        A user's implementation gets an input of its own. What the call returns or raises is left
+        to the timed calls after it, which return or raise the same.
+        """
+        if target.get("impl"):
+            x = self._input(target, case, source, False)[0]
+        write_message(self.out, {"op": "tick", "compile": True})  # a compile's longer deadline
+        started = time.perf_counter()
+        try:
+            self.adapter.synchronize(target["device"], call(x))
+        except (Exception, SystemExit):
+            pass
+        return time.perf_counter() - started
 
     def _input(self, target, case, source, keep_copy):
         """Return the native input (a private array) and, if asked, its values as float64."""
@@ -137,10 +166,10 @@ class Worker:
         before = widen(host, target["dtype"]).astype(np.float64) if keep_copy else None
         return self.adapter.to_native(host, target["dtype"], target["device"], case["layout"]), before
 
-    def _call(self, fn, x, case, device):
+    def _call(self, call, x, device):
         started = time.perf_counter()
         try:
-            result = fn(x, dim=case["dim"], keepdim=case["keepdim"])
+            result = call(x)
             self.adapter.synchronize(device, result)
         except (Exception, SystemExit) as exc:
             return {"error": _error(exc)}, time.perf_counter() - started

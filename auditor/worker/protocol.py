@@ -9,7 +9,11 @@ import numpy as np
 
 # Bump on any incompatible change to messages; the driver refuses a worker of another version.
 #  1: hello, describe, cases, run, bye.
-PROTOCOL_VERSION = 1
+#  2: run's target names an op and a variant (mode, threads, deterministic, flush_denormal); its
+#     closing reply carries the settings in effect; a result carries compile_s for compiled modes
+#     and a tick before a compilation says so ("compile": true); describe lists ops, index_dtypes,
+#     modes and per device unavailable_modes.
+PROTOCOL_VERSION = 2
 
 _PREFIX = struct.Struct("<II")
 

@@ -1,11 +1,18 @@
 """One adapter per framework; every version or device workaround lives in its adapter alone.
 
 An adapter turns the audit's exact input values into the framework's native array on a device and
-dtype, calls the framework's argmax, and turns whatever came back into numpy.
+dtype, calls the framework's argmax (or a twin of it: `OPS`, each `fn(x, dim, keepdim)`), and turns
+whatever came back into numpy. For an execution variant it wraps the call (`prepare`: torch.compile,
+jax.jit, jax.disable_jit) and sets process state around a target's calls (`configure`: threads,
+deterministic mode, denormal flushing), reporting the settings in effect.
 """
+import contextlib
 import importlib
+import itertools
 
 import numpy as np
+
+_FRESH = itertools.count()
 
 ADAPTERS = {
     "numpy": "np_backend",
@@ -72,3 +79,32 @@ def as_indices(array, type_name, name=None):
             return wide.astype(np.int64), name
         raise TypeError(f"returned {type_name} of {name} holding non-integer indices")
     raise TypeError(f"returned {type_name} of {name}, not integer indices")
+
+
+def bind(fn, dim, keepdim):
+    """Return `x -> fn(x, dim=dim, keepdim=keepdim)` with a code object of its own.
+
+    A compiler that caches per code object (torch.compile) then keeps one entry per call
+    signature, never running into its recompilation limit (where it would fall back to eager).
+    """
+    def call(x):
+        return fn(x, dim=dim, keepdim=keepdim)
+
+    call.__code__ = call.__code__.replace(co_name=f"audited_call_{next(_FRESH)}")
+    return call
+
+
+def op_function(ops, op):
+    """Return `ops[op]` as `fn(x, dim=None, keepdim=False)`, the form user implementations take."""
+    body = ops[op]
+
+    def fn(x, dim=None, keepdim=False):
+        return body(x, dim, keepdim)
+
+    return fn
+
+
+@contextlib.contextmanager
+def no_settings(settings):
+    """The `configure` of an adapter without process state to set: report `settings`."""
+    yield settings

@@ -1,13 +1,33 @@
-"""JAX on every device it reports: cpu, gpu (as cuda:N or rocm:N) and tpu (as tpu:N)."""
+"""JAX on every device it reports: cpu, gpu (as cuda:N or rocm:N) and tpu (as tpu:N); as called,
+through jax.jit, or op by op (jax.disable_jit). x64 and XLA_FLAGS are set for the whole process by
+the driver (they must be set before jax is first used)."""
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
-from . import as_indices, cpu_name, layout_base
+from . import as_indices, bind, cpu_name, layout_base, no_settings, op_function
 
 _SETTINGS_ENV = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "TF_CPP_MIN_LOG_LEVEL")
+MODES = ("jit", "op-by-op")
+
+
+def _top_k(x, dim, keepdim):
+    """jax.lax.top_k(x, 1)'s index along `dim` (top_k works on the last axis)."""
+    if dim is None:
+        index = lax.top_k(x.reshape(-1), 1)[1][0]
+        return index.reshape((1,) * x.ndim) if keepdim else index
+    index = lax.top_k(jnp.moveaxis(x, dim, -1), 1)[1][..., 0]
+    return jnp.expand_dims(index, dim) if keepdim else index
+
+
+OPS = {
+    "argmax": lambda x, dim, keepdim: jnp.argmax(x, axis=dim, keepdims=keepdim),
+    "argmin": lambda x, dim, keepdim: jnp.argmin(x, axis=dim, keepdims=keepdim),
+    "topk": _top_k,
+}
 
 
 def _x64():
@@ -50,14 +70,45 @@ class Adapter:
                             "platform_version": device.client.platform_version,
                             "dtypes": dtypes, "unsupported": unsupported})
         import jaxlib
+        index = "int64" if _x64() else "int32"
         return {
             "version": jax.__version__,
             "build": {"jaxlib": getattr(jaxlib, "__version__", None)},
             "devices": devices,
-            "index_dtype": "int64" if _x64() else "int32",
-            "settings": {"x64": _x64(),
-                         **{k: os.environ[k] for k in _SETTINGS_ENV if k in os.environ}},
+            "index_dtype": index,
+            # lax.top_k's indices are int32 whatever x64 says (XLA's TopK returns s32).
+            "index_dtypes": {"argmax": index, "argmin": index, "topk": "int32"},
+            "ops": list(OPS),
+            "modes": list(MODES),
+            "settings": self.settings(),
         }
+
+    def settings(self, variant=None):
+        mode = (variant or {}).get("mode")
+        return {"x64": _x64(),
+                "jit": {None: "as called (jnp functions compile per shape)", "jit": "jax.jit",
+                        "op-by-op": "jax.disable_jit()"}.get(mode, mode),
+                **{k: os.environ[k] for k in _SETTINGS_ENV if k in os.environ}}
+
+    def function(self, op):
+        return op_function(OPS, op)
+
+    def prepare(self, fn, mode, dim, keepdim, builtin):
+        """Return `x -> fn(x, dim, keepdim)`, through jax.jit (one per signature) or op by op."""
+        call = bind(fn, dim, keepdim)
+        if mode is None:
+            return call
+        if mode == "jit":
+            return jax.jit(call)
+        if mode == "op-by-op":
+            def op_by_op(x):
+                with jax.disable_jit():
+                    return call(x)
+            return op_by_op
+        raise ValueError(f"jax has no execution mode {mode!r}")
+
+    def configure(self, variant):
+        return no_settings(self.settings(variant))
 
     def to_native(self, host, dtype, device, layout):
         """Return `host` (the worker's private array of `dtype`; bfloat16 as bits) in `layout`."""

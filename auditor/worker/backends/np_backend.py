@@ -3,12 +3,30 @@ import os
 
 import numpy as np
 
-from . import as_indices, cpu_name, layout_base
+from . import as_indices, bind, cpu_name, layout_base, no_settings, op_function
 
 try:
     import ml_dtypes
 except ImportError:  # bfloat16 is then unsupported, not an error
     ml_dtypes = None
+
+_SETTINGS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _argsort_last(x, dim, keepdim):
+    """np.argsort(x, kind="stable") read from the right end: the top-1 of a top-k list."""
+    order = np.argsort(x, axis=dim, kind="stable")
+    if dim is None:
+        index = order[-1]
+        return np.reshape(index, (1,) * np.ndim(x)) if keepdim else index
+    return np.take(order, [-1] if keepdim else -1, axis=dim)
+
+
+OPS = {
+    "argmax": lambda x, dim, keepdim: np.argmax(x, axis=dim, keepdims=keepdim),
+    "argmin": lambda x, dim, keepdim: np.argmin(x, axis=dim, keepdims=keepdim),
+    "argsort": _argsort_last,
+}
 
 
 class Adapter:
@@ -28,9 +46,25 @@ class Adapter:
             "build": {"ml_dtypes": getattr(ml_dtypes, "__version__", None)},
             "devices": [device],
             "index_dtype": np.dtype(np.intp).name,
-            "settings": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-                         if k in os.environ},
+            "index_dtypes": {op: np.dtype(np.intp).name for op in OPS},
+            "ops": list(OPS),
+            "modes": [],
+            "settings": self.settings(),
         }
+
+    def settings(self, variant=None):
+        return {k: os.environ[k] for k in _SETTINGS_ENV if k in os.environ}
+
+    def function(self, op):
+        return op_function(OPS, op)
+
+    def prepare(self, fn, mode, dim, keepdim, builtin):
+        if mode:
+            raise ValueError(f"numpy has no execution mode {mode!r}")
+        return bind(fn, dim, keepdim)
+
+    def configure(self, variant):
+        return no_settings(self.settings(variant))
 
     def to_native(self, host, dtype, device, layout):
         """Return `host` (the worker's private array of `dtype`; bfloat16 as bits) in `layout`."""

@@ -1,14 +1,69 @@
-"""PyTorch on the CPU, every CUDA device and MPS where present."""
+"""PyTorch on the CPU, every CUDA device and MPS where present; eager or through torch.compile."""
+import contextlib
+import importlib
+import importlib.util
 import os
+import shutil
+import sys
 
 import torch
 
-from . import as_indices, cpu_name, layout_base
+from . import as_indices, bind, cpu_name, layout_base, op_function
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16,
            "bfloat16": torch.bfloat16, "float64": torch.float64}
 _SETTINGS_ENV = ("CUBLAS_WORKSPACE_CONFIG", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                 "CUDA_VISIBLE_DEVICES", "TORCH_DETERMINISTIC")
+                 "CUDA_VISIBLE_DEVICES", "TORCH_DETERMINISTIC", "CXX",
+                 "TORCHINDUCTOR_FORCE_DISABLE_CACHES")
+MODES = ("compile", "compile-dynamic")
+
+
+def _whole(index, x, keepdim):
+    return index.reshape((1,) * x.ndim) if keepdim else index
+
+
+def _max_indices(x, dim, keepdim):
+    """torch.max(x, dim).indices (the flattened input for dim=None)."""
+    if dim is None:
+        return _whole(torch.max(x.reshape(-1), 0).indices, x, keepdim)
+    return torch.max(x, dim=dim, keepdim=keepdim).indices
+
+
+def _topk_indices(x, dim, keepdim):
+    """torch.topk(x, 1, dim).indices, squeezed as argmax returns it (keepdim=False)."""
+    if dim is None:
+        return _whole(torch.topk(x.reshape(-1), 1).indices[0], x, keepdim)
+    index = torch.topk(x, 1, dim=dim).indices
+    return index if keepdim else index.squeeze(dim)
+
+
+OPS = {
+    "argmax": lambda x, dim, keepdim: torch.argmax(x, dim=dim, keepdim=keepdim),
+    "argmin": lambda x, dim, keepdim: torch.argmin(x, dim=dim, keepdim=keepdim),
+    "max": _max_indices,
+    "topk": _topk_indices,
+}
+
+
+def cxx_compiler():
+    """Return the path of the C++ compiler inductor uses on the CPU ($CXX, else g++), or None."""
+    name = os.environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")
+    return shutil.which(name)
+
+
+def _compile_unavailable(device):
+    """Say why torch.compile cannot run on `device`, or return None where it can."""
+    if not hasattr(torch, "compile"):
+        return f"torch {torch.__version__} has no torch.compile (it came in torch 2.0)"
+    if device == "cpu":
+        if cxx_compiler() is None:
+            name = os.environ.get("CXX") or "g++"
+            return (f"torch.compile on the CPU generates C++ and needs a C++ compiler: {name} was "
+                    "not found (install g++, or point CXX at a compiler)")
+        return None
+    if device.startswith("cuda") and importlib.util.find_spec("triton") is None:
+        return "torch.compile on CUDA needs triton (pip install triton)"
+    return None
 
 
 class Adapter:
@@ -27,6 +82,9 @@ class Adapter:
             devices.append({"id": "mps", "name": "Apple MPS",
                             "dtypes": ["float32", "float16", "bfloat16"],
                             "unsupported": {"float64": "MPS has no float64"}})
+        for device in devices:
+            why = _compile_unavailable(device["id"])
+            device["unavailable_modes"] = {mode: why for mode in MODES} if why else {}
         return {
             "version": torch.__version__,
             "build": {"cuda": torch.version.cuda, "hip": getattr(torch.version, "hip", None),
@@ -34,14 +92,66 @@ class Adapter:
                       "git": getattr(torch.version, "git_version", None)},
             "devices": devices,
             "index_dtype": "int64",
-            "settings": {
-                "num_threads": torch.get_num_threads(),
-                "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-                "cudnn_deterministic": torch.backends.cudnn.deterministic,
-                "cudnn_benchmark": torch.backends.cudnn.benchmark,
-                **{k: os.environ[k] for k in _SETTINGS_ENV if k in os.environ},
-            },
+            "index_dtypes": {op: "int64" for op in OPS},
+            "ops": list(OPS),
+            "modes": list(MODES),
+            "settings": self.settings(),
         }
+
+    def settings(self, variant=None, flushed=False):
+        """Return what can change torch's answer, as it is now (inside `configure`)."""
+        variant = variant or {}
+        found = {
+            "num_threads": torch.get_num_threads(),
+            "num_interop_threads": torch.get_num_interop_threads(),
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "flush_denormal": bool(flushed),
+            "cudnn_deterministic": torch.backends.cudnn.deterministic,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            **{k: os.environ[k] for k in _SETTINGS_ENV if k in os.environ},
+        }
+        if variant.get("flush_denormal") and not flushed:
+            found["flush_denormal_unsupported"] = "torch.set_flush_denormal(True) returned False"
+        if variant.get("mode") in MODES:
+            found["compile"] = {"backend": "inductor", "dynamic": variant["mode"] == "compile-dynamic",
+                                "fullgraph": "built-in ops only", "cxx": cxx_compiler()}
+        return found
+
+    def function(self, op):
+        return op_function(OPS, op)
+
+    def prepare(self, fn, mode, dim, keepdim, builtin):
+        """Return `x -> fn(x, dim, keepdim)`, through torch.compile for the compile modes: one
+        compilation per signature (a fresh code object each), whole-graph for torch's own ops."""
+        call = bind(fn, dim, keepdim)
+        if mode is None:
+            return call
+        if mode not in MODES:
+            raise ValueError(f"torch has no execution mode {mode!r}")
+        return torch.compile(call, dynamic=mode == "compile-dynamic", fullgraph=builtin)
+
+    @contextlib.contextmanager
+    def configure(self, variant):
+        """Set the thread count, deterministic mode and denormal flushing of `variant` around a
+        target's calls; yield the settings in effect; restore the previous ones after."""
+        threads = torch.get_num_threads()
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        flushed = False
+        try:
+            if variant.get("threads"):
+                torch.set_num_threads(int(variant["threads"]))
+            if variant.get("deterministic"):
+                torch.use_deterministic_algorithms(True)
+            if variant.get("flush_denormal"):
+                flushed = torch.set_flush_denormal(True)
+            yield self.settings(variant, flushed)
+        finally:
+            if flushed:
+                torch.set_flush_denormal(False)
+            torch.use_deterministic_algorithms(deterministic)
+            torch.set_num_threads(threads)
+            if variant.get("mode") in MODES:
+                importlib.import_module("torch._dynamo").reset()  # free this target's compiled code
 
     def to_native(self, host, dtype, device, layout):
         """Return `host` (the worker's private array of `dtype`; bfloat16 as bits) in `layout`."""
