@@ -134,7 +134,9 @@ class Worker:
             outcome, elapsed = self._call(call, x, target["device"])
             seconds.append(elapsed)
             _add(outcomes, keys, outcome, repeat, writer)
-            mutated = mutated or (fresh and _mutated(self.adapter, x, before))
+            if fresh and not mutated:
+                with self.adapter.harness():
+                    mutated = _mutated(self.adapter, x, before)
         result = {"op": "result", "case": case_id, "outcomes": outcomes, "seconds": seconds,
                   "prepare_s": prepare_s}
         if mutated:
@@ -161,10 +163,14 @@ class Worker:
         return time.perf_counter() - started
 
     def _input(self, target, case, source, keep_copy):
-        """Return the native input (a private array) and, if asked, its values as float64."""
-        host = narrow(source, target["dtype"])
-        before = widen(host, target["dtype"]).astype(np.float64) if keep_copy else None
-        return self.adapter.to_native(host, target["dtype"], target["device"], case["layout"]), before
+        """Return the native input (a private array) and, if asked, its values as float64.
+
+        Built in the harness's own state: a variant that flushes denormals must not flush the
+        exact values the audit hands the target (a float32 subnormal widened to float64)."""
+        with self.adapter.harness():
+            host = narrow(source, target["dtype"])
+            before = widen(host, target["dtype"]).astype(np.float64) if keep_copy else None
+            return self.adapter.to_native(host, target["dtype"], target["device"], case["layout"]), before
 
     def _call(self, call, x, device):
         started = time.perf_counter()

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import as_indices, bind, cpu_name, layout_base, no_settings, op_function
+from . import as_indices, bind, cpu_name, harness, layout_base, no_settings, op_function
 
 _SETTINGS_ENV = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "TF_CPP_MIN_LOG_LEVEL")
 MODES = ("jit", "op-by-op")
@@ -109,6 +109,9 @@ class Adapter:
 
     def configure(self, variant):
         return no_settings(self.settings(variant))
+
+    def harness(self):
+        return harness()
 
     def to_native(self, host, dtype, device, layout):
         """Return `host` (the worker's private array of `dtype`; bfloat16 as bits) in `layout`."""

@@ -3,7 +3,7 @@ import os
 
 import numpy as np
 
-from . import as_indices, bind, cpu_name, layout_base, no_settings, op_function
+from . import as_indices, bind, cpu_name, harness, layout_base, no_settings, op_function
 
 try:
     import ml_dtypes
@@ -65,6 +65,9 @@ class Adapter:
 
     def configure(self, variant):
         return no_settings(self.settings(variant))
+
+    def harness(self):
+        return harness()
 
     def to_native(self, host, dtype, device, layout):
         """Return `host` (the worker's private array of `dtype`; bfloat16 as bits) in `layout`."""

@@ -68,6 +68,7 @@ def _compile_unavailable(device):
 
 class Adapter:
     name = "torch"
+    flushing = False  # True while a flush-denormal variant's calls run
 
     def describe(self):
         devices = [{"id": "cpu", "name": cpu_name(), "dtypes": list(_DTYPES), "unsupported": {}}]
@@ -131,6 +132,19 @@ class Adapter:
         return torch.compile(call, dynamic=mode == "compile-dynamic", fullgraph=builtin)
 
     @contextlib.contextmanager
+    def harness(self):
+        """Suspend a variant's denormal flushing while the harness builds inputs or reads them
+        back (numpy's conversions run on this thread, under its flags)."""
+        if not self.flushing:
+            yield
+            return
+        torch.set_flush_denormal(False)
+        try:
+            yield
+        finally:
+            torch.set_flush_denormal(True)
+
+    @contextlib.contextmanager
     def configure(self, variant):
         """Set the thread count, deterministic mode and denormal flushing of `variant` around a
         target's calls; yield the settings in effect; restore the previous ones after."""
@@ -143,11 +157,12 @@ class Adapter:
             if variant.get("deterministic"):
                 torch.use_deterministic_algorithms(True)
             if variant.get("flush_denormal"):
-                flushed = torch.set_flush_denormal(True)
+                flushed = self.flushing = torch.set_flush_denormal(True)
             yield self.settings(variant, flushed)
         finally:
             if flushed:
                 torch.set_flush_denormal(False)
+                self.flushing = False
             torch.use_deterministic_algorithms(deterministic)
             torch.set_num_threads(threads)
             if variant.get("mode") in MODES:
