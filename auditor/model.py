@@ -166,9 +166,8 @@ class Target:
 
     @property
     def name(self):
-        if self.impl:
-            return f"{self.framework}[{self.impl}]"
-        return self.framework if self.op == ops.DEFAULT else f"{self.framework}.{self.op}"
+        name = f"{self.framework}[{self.impl}]" if self.impl else self.framework
+        return name if self.op == ops.DEFAULT else f"{name}.{self.op}"
 
     @property
     def sense(self):

@@ -48,8 +48,8 @@ dtype = click.option(
 impl = click.option(
     "--impl", "impls", multiple=True, metavar="FRAMEWORK:MODULE_OR_FILE:FUNCTION",
     help="Your own argmax, audited like a built-in target and called as fn(x, dim=..., "
-         "keepdim=...) with x a native array of FRAMEWORK (repeatable). "
-         "Example: torch:my_kernels:argmax_layer or numpy:./my_argmax.py:argmax.")
+         "keepdim=...) with x a native array of FRAMEWORK (repeatable); add @argmin to audit "
+         "an argmin. Example: torch:my_kernels:argmax_layer or numpy:./my_argmax.py:argmax.")
 
 
 def _variants(ctx, param, values):
@@ -164,10 +164,15 @@ json_out = click.option("--json", "json_file", metavar="FILE", callback=_output,
 
 
 def parse_impl(text):
-    """Split `FRAMEWORK:MODULE_OR_FILE:FUNCTION`; raise click.BadParameter when it does not."""
+    """Split `FRAMEWORK:MODULE_OR_FILE:FUNCTION[@argmin]`; raise click.BadParameter when it does
+    not. `@argmin` audits the function as an argmin (the mirrored rule)."""
     from .runner import Impl
 
     head, sep, function = text.rpartition(":")
+    function, at, op = function.partition("@")
+    if at and op not in ("argmax", "argmin"):
+        raise click.BadParameter(f"{text!r}: an implementation is audited @argmax (the default) "
+                                 f"or @argmin, not @{op}", param_hint="--impl")
     framework, sep2, module = head.partition(":")
     if not (sep and sep2 and framework and module and function):
         raise click.BadParameter(f"{text!r} is not FRAMEWORK:MODULE_OR_FILE:FUNCTION "
@@ -177,4 +182,4 @@ def parse_impl(text):
                                  f"{', '.join(FRAMEWORKS)}", param_hint="--impl")
     if (module.endswith(".py") or "/" in module) and not os.path.isfile(module):
         raise click.BadParameter(f"file {module} does not exist", param_hint="--impl")
-    return Impl(framework, module, function)
+    return Impl(framework, module, function, op or "argmax")

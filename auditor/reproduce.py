@@ -68,14 +68,20 @@ def values_lines(case, bundle_path):
 
 def _impl_lines(target):
     module, function = target.impl.rsplit(":", 1)
+    alias = _impl_alias(target)
     if module.endswith(".py") or "/" in module:
         path = os.path.abspath(module)
-        return ["import importlib.util",
+        return ["import importlib.util, sys",
                 f"spec = importlib.util.spec_from_file_location('impl', {path!r})",
-                "impl = importlib.util.module_from_spec(spec); spec.loader.exec_module(impl)",
-                f"argmax = impl.{function}"]
+                "impl = sys.modules['impl'] = importlib.util.module_from_spec(spec)",
+                f"spec.loader.exec_module(impl); {alias} = impl.{function}"]
     return ["import sys", f"sys.path.insert(0, {os.getcwd()!r})  # where the audit found {module}",
-            f"from {module} import {function} as argmax"]
+            f"from {module} import {function} as {alias}"]
+
+
+def _impl_alias(target):
+    """The name a reproducer gives a user implementation: argmax, or argmin for @argmin ones."""
+    return "argmin" if target.op == "argmin" else "argmax"
 
 
 _TO_NUMPY = {"numpy": "np.asarray({0}, dtype=np.float64)",
@@ -117,7 +123,7 @@ def _functions(case, target):
     if case.layout in _VIEWS[fw] and case.values.ndim:
         make.append(_VIEWS[fw][case.layout].format(**fields))
     if target.impl:
-        expression = f"argmax(x, dim={case.dim}, keepdim={case.keepdim})"
+        expression = f"{_impl_alias(target)}(x, dim={case.dim}, keepdim={case.keepdim})"
     else:
         expression = ops.expression(fw, target.op, case.dim, case.keepdim)
     compiled, call = _call_lines(variants.parse(target.variant), expression)

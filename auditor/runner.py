@@ -42,11 +42,12 @@ MAX_DEATHS = 3
 
 @dataclass
 class Impl:
-    """A user implementation given as `FRAMEWORK:MODULE_OR_FILE:FUNCTION`."""
+    """A user implementation given as `FRAMEWORK:MODULE_OR_FILE:FUNCTION[@argmin]`."""
 
     framework: str
     module: str
     function: str
+    op: str = "argmax"  # or "argmin": the rule it is judged by
 
     @property
     def name(self):
@@ -275,7 +276,7 @@ class Runner:
     def _add_targets(self, group, info, device, dtype):
         """Add the targets of `group` on `device` in `dtype`: each variant x (op or impl)."""
         fw = group.framework
-        impls = [i.name for i in self.plan.impls if i.framework == fw]
+        impls = [i for i in self.plan.impls if i.framework == fw]
         for variant in (v for v in self.variants[fw] if v.process == group.process):
             why = device.get("unavailable_modes", {}).get(variant.mode)
             if why:
@@ -285,9 +286,9 @@ class Runner:
                 self._add(Target(fw, device["id"], dtype, variant=variant.name, op=op,
                                  index_dtype=info.get("index_dtypes", {}).get(op, info["index_dtype"])),
                           group)
-            for name in impls:
-                self._add(Target(fw, device["id"], dtype, variant=variant.name, impl=name,
-                                 index_dtype=info["index_dtype"]), group)
+            for impl in impls:
+                self._add(Target(fw, device["id"], dtype, variant=variant.name, impl=impl.name,
+                                 op=impl.op, index_dtype=info["index_dtype"]), group)
 
     def _add(self, target, group):
         self.targets[target.id] = (target, group)

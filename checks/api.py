@@ -27,7 +27,9 @@ def problems(case, target, outcome):
 
 def _whose(target):
     """Name the function whose index dtype `target` should return: "torch's argmax", "jax.topk"."""
-    return f"{target.framework}'s argmax" if target.op == "argmax" or target.impl else target.name
+    if target.impl or target.op in ("argmax", "argmin"):
+        return f"{target.framework}'s {target.op}"
+    return target.name
 
 
 def check(observations, options):
