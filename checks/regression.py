@@ -78,11 +78,15 @@ def _finding(observations, case, target, old_target, new, old, versions):
     positions = changes(case, new, old)
     evidence = {"blame": [target.id], "baseline_target": old_target.id,
                 "version": versions.get(target.id), "baseline_version": versions.get(old_target.id)}
+    changed = settings_changed(old_target.settings, target.settings)
+    if changed:
+        evidence["settings_changed"] = changed
+    because = f"; settings differ: {_describe_settings(changed)}" if changed else ""
     if not positions:
         what = {False: lambda o: f"{o.dtype} indices of shape {tuple(o.indices.shape)}",
                 True: lambda o: f"{o.error['type']}: {o.error['message'][:120]}"}
         message = (f"{case.describe_call(target)} on {now} gives {what[new.failed](new)} on case "
-                   f"{case.id}; the baseline {then} gave {what[old.failed](old)}")
+                   f"{case.id}; the baseline {then} gave {what[old.failed](old)}{because}")
         evidence.update(cause="api_mismatch" if not (new.failed or old.failed) else "crash")
         return Finding(check=NAME, kind="regression", message=message, case=case.id, count=1,
                        targets=[target.id, old_target.id], evidence=evidence,
@@ -104,7 +108,7 @@ def _finding(observations, case, target, old_target, new, old, versions):
     message = (f"{case.describe_call(target)} on {now} returned {picks[1]} at {case.where(first)} of "
                f"case {case.id}; the baseline {then} returned {picks[0]} (old, new: {shown}; "
                f"{why}); {direction}"
-               + (f"; {len(positions)} positions changed" if len(positions) > 1 else ""))
+               + (f"; {len(positions)} positions changed" if len(positions) > 1 else "") + because)
     evidence.update(cause=cause, direction=direction, picks=picks, values=excerpt(row, picks),
                     changed=len(positions), positions_compared=int(max(1, new.indices.size)))
     return Finding(
@@ -114,6 +118,19 @@ def _finding(observations, case, target, old_target, new, old, versions):
         reproducer=reproducer(case, target, positions, observations.bundle_path,
                               saw=answers_at(new.indices, case, positions)),
     )
+
+
+def settings_changed(old, new):
+    """Return {setting: [old, new]} for the recorded settings (thread count, deterministic mode,
+    x64, XLA_FLAGS, ...) that differ between two targets; none when either recorded none."""
+    if not old or not new:
+        return {}
+    keys = sorted((set(old) | set(new)) - {"by_process"})
+    return {k: [old.get(k), new.get(k)] for k in keys if old.get(k) != new.get(k)}
+
+
+def _describe_settings(changed):
+    return ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changed.items())
 
 
 def _cause(row, picks):
