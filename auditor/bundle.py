@@ -16,6 +16,9 @@ from .errors import BundleError, UserError
 from .model import Case, Finding, Observations, Outcome, Target
 
 # 1: first format: metadata, environment, targets, cases, observations, findings, summary.
+#    Fields added since, without a version bump (a reader defaults them when absent):
+#    targets[].op ("argmax") and targets[].settings ({}); observations[].timing compile_s (0.0)
+#    and compiles (0); summary.timing compile_s and compiles.
 FORMAT_VERSION = 1
 WRITE_ID = "meta/write_id"
 _UMASK = os.umask(0)

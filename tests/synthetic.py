@@ -19,14 +19,15 @@ _ADAPTER = Adapter()
 
 # -- running implementations as targets ------------------------------------------------------------
 
-def target(impl=None, dtype="float32", framework="numpy", device="cpu", variant="eager"):
-    """Return a Target for implementation `impl` (None: the framework's own argmax).
+def target(impl=None, dtype="float32", framework="numpy", device="cpu", variant="eager",
+           op="argmax"):
+    """Return a Target for implementation `impl` (None: the framework's own `op`).
 
     A bare name becomes `planted:NAME`, the MODULE:FUNCTION form `--impl` names take.
     """
     if impl and ":" not in impl:
         impl = f"planted:{impl}"
-    return Target(framework, device, dtype, variant=variant, impl=impl)
+    return Target(framework, device, dtype, variant=variant, impl=impl, op=op)
 
 
 def native(case, dtype):
