@@ -76,7 +76,7 @@ def user_flips(observations, baseline=None):
                 continue
             answer = observations.modal(target_id, case.id)
             row["rows"] += int(np.prod(case.output_shape, dtype=np.int64))
-            row["vs_reference"] += _changed(case, answer, case.reference(target.dtype))
+            row["vs_reference"] += _changed(case, answer, case.reference(target.dtype, target.sense))
             old = baseline.modal(partner[target_id], case.id) if target_id in partner else None
             if old is not None and not old.failed and regression.same_case(
                     case, baseline.cases.get(case.id)):
