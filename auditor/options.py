@@ -78,7 +78,8 @@ op = click.option(
     help="argmax and its twins (comma list or repeated): argmax; argmin (against the mirrored "
          "rule: first minimum, NaN first); max (torch.max(x, dim).indices); topk (torch.topk, "
          "jax.lax.top_k with k=1); argsort (numpy's stable argsort, read from the right end); "
-         "all for every one. User implementations stay argmax. Default: argmax.")
+         "all for every one. User implementations are argmax unless named with @argmin. "
+         "Default: argmax.")
 suite = click.option(
     "--suite", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
     help="Built-in cases: quick (45 cases, seconds), or full (74 cases: longer rows and larger "
