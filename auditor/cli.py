@@ -7,7 +7,7 @@ import time
 
 import click
 
-from . import __version__, baseline, bundle, options, policy
+from . import __version__, baseline, bundle, envs, options, policy
 from .cases import build_suite, select
 from .checks import regression, run_checks
 from .checks.regression import same_case
@@ -18,7 +18,7 @@ from .inputs import load_inputs
 from .model import DTYPES, FRAMEWORKS, SEVERITIES, Observations
 from .progress import Progress
 from .reports import html, junit, markdown, terminal
-from .runner import Plan, Runner
+from .runner import Interpreter, Plan, Runner
 from .summary import summarize
 
 #: The HTML report's name inside a results bundle.
@@ -54,6 +54,9 @@ def cli():
 @options.out
 @options.fail_on
 @options.config
+@options.envs
+@options.pythons
+@options.no_local
 @options.inputs
 @options.input_dim
 @options.baseline
@@ -63,16 +66,17 @@ def cli():
 @options.json_out
 @options.quiet
 def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns, seed, repeats,
-        processes, timeout, startup_timeout, jobs, out, fail_on, config, input_files, input_dim,
-        baseline_path,
-        save_baseline, junit, summary_md, json_file, quiet):
+        processes, timeout, startup_timeout, jobs, out, fail_on, config, env_names, python_paths,
+        no_local, input_files, input_dim, baseline_path, save_baseline, junit, summary_md,
+        json_file, quiet):
     """Call argmax repeatedly on every case and target, check the answers, write the bundle.
 
     Targets are every installed framework (numpy, torch, jax) on every device it reports, in every
-    dtype it supports, plus each --impl. The summary and the findings go to stdout, progress to
-    stderr; the results bundle goes to --out.
+    dtype it supports, plus each --impl, in this Python and in each --env and --python. The
+    summary and the findings go to stdout, progress to stderr; the results bundle goes to --out.
     """
     rules = policy.find(config)
+    interpreters = _interpreters(env_names, python_paths, no_local)
     previous = baseline.load(baseline_path) if baseline_path else None
     cases = _cases(suite, seed, case_patterns, previous, input_files, input_dim)
     fail_on = fail_on or rules.fail_on or "error"
@@ -82,6 +86,7 @@ def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns,
         impls=[options.parse_impl(text) for text in impls],
         cases=cases, repeats=repeats, processes=processes, timeout=timeout, jobs=jobs,
         startup_timeout=startup_timeout, variants=variants or ["eager"], ops=ops or ["argmax"],
+        interpreters=interpreters, local=not no_local,
     )
     created = bundle.prepare(out)
     metadata = {"command": ["audit", *sys.argv[1:]], "suite": suite, "seed": seed,
@@ -115,6 +120,29 @@ def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns,
 
 
 cli.add_command(env)
+
+
+def _interpreters(env_names, python_paths, no_local):
+    """Return the Interpreters of --env and --python, each checked and probed, labelled uniquely."""
+    if no_local and not (env_names or python_paths):
+        raise UserError("--no-local leaves nothing to audit: add --env NAME or --python PATH")
+    found, labels = [], set()
+    for label, path in [*((n, envs.resolve(n)) for n in env_names),
+                        *((_python_label(p), p) for p in python_paths)]:
+        probe = envs.check_python(path)
+        while label in labels or label == "local":
+            label += "+"
+        labels.add(label)
+        found.append(Interpreter(label, probe.get("path", path), probe))
+    return found
+
+
+def _python_label(path):
+    """Name `--python PATH` in target ids: its environment folder (…/NAME/bin/python), or the
+    interpreter's own name."""
+    parts = os.path.abspath(path).split(os.sep)
+    label = parts[-3] if len(parts) >= 3 and parts[-2] in ("bin", "Scripts") else parts[-1]
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in label) or "python"
 
 
 def _cases(suite, seed, patterns, previous, input_files=(), input_dim=-1):
@@ -314,7 +342,7 @@ def _measure(plan, out, metadata, quiet):
     runner = Runner(plan, observations, progress.update)
     first = runner.start()
     progress.total *= len(runner.targets)
-    environment = inventory(runner.record.frameworks, runner.record.unavailable)
+    environment = inventory(runner.record.frameworks, runner.record.unavailable, runner.record.envs)
     runner.checkpoint = bundle.Checkpointer(out, observations, metadata, environment)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     interrupted = False

@@ -25,8 +25,9 @@ def _nvidia_driver():
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
 
 
-def inventory(frameworks, unavailable):
-    """Return the inventory dict; `frameworks` is what each worker described about itself."""
+def inventory(frameworks, unavailable, envs=None):
+    """Return the inventory dict; `frameworks` is what each worker described about itself, and
+    `envs` the same for each other interpreter audited (--env, --python)."""
     return {
         "tool": {"name": "argmax-audit", "version": __version__},
         "host": socket.gethostname(),
@@ -39,4 +40,5 @@ def inventory(frameworks, unavailable):
         "settings": {k: os.environ[k] for k in SETTINGS if k in os.environ},
         "frameworks": frameworks,
         "unavailable": unavailable,
+        "envs": envs or {},
     }

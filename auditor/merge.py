@@ -102,16 +102,14 @@ def _metadata(paths, documents):
 
 
 def _environment(envs):
-    """Return the merged inventory: every machine's under `envs`, frameworks named by machine."""
+    """Return the merged inventory: every machine's (and its environments') under `envs`."""
     first = next(iter(envs.values()))
-    frameworks, unavailable = {}, {}
+    unavailable = {}
     for label, env in envs.items():
-        for name, info in (env.get("frameworks") or {}).items():
-            frameworks[f"{name}@{label}"] = info
         for name, why in (env.get("unavailable") or {}).items():
             unavailable[f"{name}@{label}"] = why
     return {"tool": first.get("tool"), "host": ", ".join(envs), "platform": "merged",
             "python": ", ".join(sorted({str(e.get("python")) for e in envs.values()})),
-            "settings": {}, "frameworks": frameworks, "unavailable": unavailable, "envs": envs,
+            "settings": {}, "frameworks": {}, "unavailable": unavailable, "envs": envs,
             "nvidia_driver": next((e["nvidia_driver"] for e in envs.values()
                                    if e.get("nvidia_driver")), None)}

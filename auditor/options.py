@@ -137,6 +137,17 @@ def _output(ctx, param, value):
     return value
 
 
+envs = click.option(
+    "--env", "env_names", multiple=True, metavar="NAME",
+    help="Also audit the frameworks of environment NAME (made with 'audit env create'; "
+         "repeatable): targets named like numpy/cpu/float32@NAME.")
+pythons = click.option(
+    "--python", "python_paths", multiple=True, metavar="PATH",
+    help="Also audit the frameworks of this Python interpreter (an existing venv or conda env; "
+         "repeatable; it needs Python 3.9+ and numpy 1.23+, not argmax-audit).")
+no_local = click.option(
+    "--no-local", is_flag=True,
+    help="Leave out the frameworks of the Python running audit (with --env or --python).")
 inputs = click.option(
     "--input", "input_files", multiple=True, metavar="FILE",
     help="Your model's logits or scores (.npy, .npz, .pt/.pth, .safetensors; repeatable): each "

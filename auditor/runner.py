@@ -60,10 +60,13 @@ class Group:
 
     framework: str
     process: tuple = ()  # process-wide modifiers, e.g. ("x64",)
+    home: str = "local"  # the environment (--env NAME, --python PATH) its interpreter belongs to
+    python: str | None = None  # that interpreter; None: this one
 
     @property
     def label(self):
-        return self.framework + (f" ({'+'.join(self.process)})" if self.process else "")
+        text = self.framework + (f" ({'+'.join(self.process)})" if self.process else "")
+        return text if self.home == "local" else f"{text}@{self.home}"
 
     @property
     def env(self):
@@ -91,6 +94,24 @@ class Plan:
     startup_timeout: float = 180.0
     variants: list = field(default_factory=lambda: [variant_table.EAGER])
     ops: list = field(default_factory=lambda: [op_table.DEFAULT])
+    #: Other interpreters to audit in: [Interpreter], from --env and --python.
+    interpreters: list = field(default_factory=list)
+    local: bool = True  # audit the frameworks of this Python too (not with --no-local)
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """Another Python to audit in: its label in target ids, its path, and what it holds."""
+
+    label: str
+    python: str
+    probe: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def frameworks(self):
+        """The frameworks installed there, by the probe of their metadata."""
+        packages = self.probe.get("packages") or {}
+        return [fw for fw in ("numpy", "torch", "jax") if packages.get(fw)]
 
 
 @dataclass
@@ -101,6 +122,7 @@ class RunRecord:
     unavailable: dict = field(default_factory=dict)
     skipped: list = field(default_factory=list)
     seconds: float = 0.0
+    envs: dict = field(default_factory=dict)  # label -> {python, executable, frameworks}
 
 
 def check_available(plan):
@@ -141,7 +163,7 @@ class Runner:
         with self.lock:
             if self.stopping.is_set():
                 raise WorkerGone("WorkerError", "the run was interrupted")
-            worker = WorkerProcess(group.framework, env=group.env)
+            worker = WorkerProcess(group.framework, python=group.python, env=group.env)
             self.live.add(worker)
             return worker
 
@@ -163,8 +185,12 @@ class Runner:
 
     # -- phase 1: start one worker per group, learn its devices, load implementations
     def start(self):
-        frameworks, self.record.unavailable = check_available(self.plan)
-        groups = self._groups(frameworks)
+        groups = []
+        if self.plan.local:
+            frameworks, self.record.unavailable = check_available(self.plan)
+            groups = self._groups(frameworks)
+        for interpreter in self.plan.interpreters:
+            groups += self._interpreter_groups(interpreter)
         first, problems = {}, []
         with concurrent.futures.ThreadPoolExecutor(max(1, len(groups))) as pool:
             futures = {group: pool.submit(self._describe, group) for group in groups}
@@ -179,8 +205,10 @@ class Runner:
                     continue
                 first[group] = worker
                 self.described[group] = info
-                if not group.process or group.framework not in self.record.frameworks:
-                    self.record.frameworks[group.framework] = info
+                frameworks = self.record.frameworks if group.home == "local" else (
+                    self.record.envs[group.home]["frameworks"])
+                if not group.process or group.framework not in frameworks:
+                    frameworks[group.framework] = info
         try:
             if problems:
                 raise problems[0]
@@ -196,6 +224,20 @@ class Runner:
                 **self.record.unavailable, **self.observations.startup_errors}.items())
             raise AuditFailed("no target could run" + (f" ({reasons})" if reasons else ""))
         return first
+
+    def _interpreter_groups(self, interpreter):
+        """Return the groups of another interpreter: its frameworks the plan audits there."""
+        self.record.envs[interpreter.label] = {
+            "python": interpreter.probe.get("python"), "executable": interpreter.python,
+            "frameworks": {}, "packages": interpreter.probe.get("packages") or {}}
+        present = interpreter.frameworks
+        wanted = set(self.plan.frameworks) | {impl.framework for impl in self.plan.impls}
+        for fw in sorted(wanted - set(present)):
+            if self.plan.explicit_frameworks or any(i.framework == fw for i in self.plan.impls):
+                self.note(f"{fw} is not installed in {interpreter.label} ({interpreter.python})")
+        frameworks = [fw for fw in present if fw in wanted]
+        return [Group(g.framework, g.process, interpreter.label, interpreter.python)
+                for g in self._groups(frameworks)]
 
     def _groups(self, frameworks):
         """Return the worker groups the plan needs; note each named variant or op that a
@@ -264,7 +306,8 @@ class Runner:
                 for dtype in self.plan.dtypes:
                     if dtype not in device["dtypes"]:
                         why = device["unsupported"].get(dtype, "not supported")
-                        self.note(f"{group.framework}/{device['id']}/{dtype}: {why}")
+                        where = "" if group.home == "local" else f"@{group.home}"
+                        self.note(f"{group.framework}/{device['id']}/{dtype}{where}: {why}")
                         continue
                     self._add_targets(group, info, device, dtype)
         for wanted in self.plan.devices if self.described else ():
@@ -284,11 +327,12 @@ class Runner:
                 continue
             for op in self._ops(fw):
                 self._add(Target(fw, device["id"], dtype, variant=variant.name, op=op,
+                                 env=group.home,
                                  index_dtype=info.get("index_dtypes", {}).get(op, info["index_dtype"])),
                           group)
             for impl in impls:
                 self._add(Target(fw, device["id"], dtype, variant=variant.name, impl=impl.name,
-                                 op=impl.op, index_dtype=info["index_dtype"]), group)
+                                 op=impl.op, env=group.home, index_dtype=info["index_dtype"]), group)
 
     def _add(self, target, group):
         self.targets[target.id] = (target, group)

@@ -32,10 +32,16 @@ class WorkerProcess:
     def __init__(self, framework, python=None, env=None):
         self.framework = framework
         self.stderr = tempfile.TemporaryFile()
+        if python is None:
+            argv, environ = [sys.executable, "-m", "auditor.worker"], _worker_env(env)
+        else:  # another interpreter: the worker staged as a package of its own, no auditor there
+            from .envs import worker_command
+
+            argv, extra = worker_command(python)
+            environ = {**os.environ, **(env or {}), **extra}
         self.process = subprocess.Popen(
-            [python or sys.executable, "-m", "auditor.worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-            env=_worker_env(env), start_new_session=True,  # Ctrl-C reaches the driver, which stops them
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+            env=environ, start_new_session=True,  # Ctrl-C reaches the driver, which stops them
         )
         self.messages = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()

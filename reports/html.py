@@ -233,7 +233,12 @@ def environment(document):
             ("interpreter", env.get("executable")), ("NVIDIA driver", env.get("nvidia_driver")),
             ("argmax-audit", (env.get("tool") or {}).get("version"))]
     frameworks, devices = [], []
-    for name, info in (env.get("frameworks") or {}).items():
+    described = list((env.get("frameworks") or {}).items())
+    for label, other in (env.get("envs") or {}).items():
+        described += [(f"{name}@{label}", dict(info, build={"Python": other.get("python"),
+                                                             **(info.get("build") or {})}))
+                      for name, info in (other.get("frameworks") or {}).items()]
+    for name, info in described:
         build = ", ".join(f"{k} {v}" for k, v in (info.get("build") or {}).items() if v)
         settings = ", ".join(f"{k}={v}" for k, v in (info.get("settings") or {}).items())
         frameworks.append({"name": name, "version": info.get("version", "?"), "build": build,

@@ -50,6 +50,13 @@ def _header(environment):
         parts.append(f"{name} {info['version']}" + (f" ({', '.join(extra)})" if extra else ""))
         for device in info.get("devices", []):
             devices.setdefault(device["id"], device.get("name", ""))
+    for label, env in (environment.get("envs") or {}).items():
+        versions = ", ".join(f"{name} {info.get('version', '?')}"
+                             for name, info in (env.get("frameworks") or {}).items())
+        for info in (env.get("frameworks") or {}).values():
+            for device in info.get("devices", []):
+                devices.setdefault(device["id"], device.get("name", ""))
+        parts.append(f"@{label}: Python {env.get('python', '?')}" + (f", {versions}" if versions else ""))
     driver = environment.get("nvidia_driver")
     listed = ", ".join(f"{d} ({n})" if n else d for d, n in devices.items())
     return " · ".join(parts) + f" · devices: {listed}" + (f" · NVIDIA driver {driver}" if driver else "")
