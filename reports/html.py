@@ -64,6 +64,8 @@ class TargetRow:
     nan_policy: str
     cells: list
     worst: str
+    op: str = "argmax"
+    settings: str = ""
 
 
 @dataclass
@@ -199,7 +201,7 @@ def verdict(document):
         "complete": bool(summary.get("complete", False) and metadata.get("complete", True)),
         "targets": len(document["targets"]),
         "cases": len(document["cases"]),
-        "calls": summary.get("timing", {}).get("calls", 0),
+        "calls": f"{summary.get('timing', {}).get('calls', 0):,}",
     }
 
 
@@ -222,6 +224,9 @@ def run_facts(document):
     if timing.get("calls"):
         facts.append(("calls", f"{timing['calls']:,} calls, {timing['call_s'] or 0:.2f} s inside "
                       f"argmax, {timing['harness_s'] or 0:.2f} s harness"))
+    if timing.get("compiles"):
+        facts.append(("compiling", f"{timing['compile_s'] or 0:.1f} s for {timing['compiles']:,} "
+                      "compiled signatures (torch.compile, jax.jit), apart from the calls"))
     return facts
 
 
@@ -245,7 +250,7 @@ def environment(document):
                            "index_dtype": info.get("index_dtype", ""), "settings": settings})
         for device in info.get("devices", []):
             extra = {k: v for k, v in device.items()
-                     if k not in ("id", "name", "dtypes", "unsupported")}
+                     if k not in ("id", "name", "dtypes", "unsupported") and v not in ({}, [], None, "")}
             unsupported = "; ".join(f"{k}: {v}" for k, v in (device.get("unsupported") or {}).items())
             devices.append({"framework": name, "id": device.get("id"), "name": device.get("name", ""),
                             "extra": ", ".join(f"{k} {v}" for k, v in extra.items()),
@@ -278,9 +283,10 @@ def target_rows(document):
                       else "ok", len(found.get((t["id"], check), []))) for check in checks]
         rows.append(TargetRow(t["id"], t["framework"], t["device"], t["dtype"],
                               t.get("variant", "eager"), t.get("env", "local"),
-                              row.get("cases", 0), row.get("calls", 0),
+                              row.get("cases", 0), f"{row.get('calls', 0):,}",
                               row.get("tie_policy", "untested"), row.get("nan_policy", "untested"),
-                              cells, _worst([c.severity for c in cells])))
+                              cells, _worst([c.severity for c in cells]), t.get("op", "argmax"),
+                              _settings(t.get("settings"))))
     for framework in document.get("startup_errors") or {}:
         cells = [Cell(c, "error" if c == "crash" else "none", int(c == "crash")) for c in checks]
         rows.append(TargetRow(framework, framework, "", "", "", "", 0, 0, "untested", "untested",
@@ -302,6 +308,12 @@ def user_rows(document):
                      "baseline_bad": row.get("vs_baseline", 0) > 0,
                      "baseline_target": row.get("baseline_target", "")})
     return rows
+
+
+def _settings(settings):
+    """Return a target's recorded settings (threads, deterministic mode, x64, ...) as one line."""
+    settings = {k: v for k, v in (settings or {}).items() if k != "by_process"}
+    return ", ".join(f"{k}={v}" for k, v in settings.items())
 
 
 def precision_rows(document):

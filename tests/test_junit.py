@@ -71,7 +71,7 @@ def test_counts_in_every_suite_add_up(schema):
 def test_one_test_per_target_and_check(schema):
     document = _load("every-kind")
     root = _render(document, schema)
-    checks = ["crash", "api", "determinism", "reference", "consistency", "precision"]
+    checks = ["crash", "api", "determinism", "reference", "consistency", "precision", "regression"]
     for target in document["targets"]:
         suite = root.find(f"testsuite[@name='{junit.classname(target['id'])}']")
         assert [c.get("name") for c in suite.findall("testcase")] == checks

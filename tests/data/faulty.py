@@ -1,4 +1,6 @@
 """Planted faults for the checked-in test bundles (see make_bundles.py): one function per kind."""
+import os
+
 import numpy as np
 
 
@@ -29,6 +31,19 @@ def off_by_one(x, dim=None, keepdim=False):
     if dim is None or x.shape[dim] < 100:
         return index
     return np.minimum(index + 1, x.shape[dim] - 1)
+
+
+def changes(x, dim=None, keepdim=False):
+    """Correct, until ARGMAX_AUDIT_PLANTED_CHANGE is set: then ties go to the last maximum
+    (a regression against a baseline made before)."""
+    x = np.asarray(x)
+    if not os.environ.get("ARGMAX_AUDIT_PLANTED_CHANGE") or dim is None or x.ndim == 0:
+        return np.argmax(x, axis=dim, keepdims=keepdim)
+    axis = dim % x.ndim
+    if x.shape[axis] == 0:
+        return np.argmax(x, axis=dim, keepdims=keepdim)
+    flipped = np.flip(x, axis=axis)
+    return x.shape[axis] - 1 - np.argmax(flipped, axis=axis, keepdims=keepdim)
 
 
 def returns_int32(x, dim=None, keepdim=False):
