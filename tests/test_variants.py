@@ -1,6 +1,8 @@
 """Execution variants: names, combinations, which framework has which, process-wide settings."""
 import glob
+import json
 import os
+import shutil
 
 import pytest
 
@@ -100,8 +102,15 @@ def test_nothing_left_is_a_usage_error(audit, helpers):
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(DATA, "*"))), ids=os.path.basename)
-def test_bundles_without_op_or_settings_read_with_defaults(path):
-    observations, _, document = bundle.read(path)
+def test_bundles_without_op_or_settings_read_with_defaults(path, tmp_path):
+    old = shutil.copytree(path, tmp_path / "old")  # as written before targets had op and settings
+    results = old / "results.json"
+    document = json.loads(results.read_text())
+    for t in document["targets"]:
+        t.pop("op", None)
+        t.pop("settings", None)
+    results.write_text(json.dumps(document))
+    observations, _, document = bundle.read(str(old))
     assert all("op" not in t for t in document["targets"])
     for target in observations.targets.values():
         assert target.op == "argmax" and target.settings == {} and target.sense == "max"
