@@ -51,12 +51,7 @@ def load(path):
     except ValueError as exc:
         raise BundleError(f"{path}: the baseline document is malformed: {exc}") from None
     document = bundle.upgrade(document, path)
-    try:
-        observations = bundle._decode(document, arrays, os.path.dirname(os.path.abspath(path)))
-        findings = [bundle.Finding(**f) for f in document["findings"]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{path} is malformed: {type(exc).__name__}: {exc}") from None
-    return observations, findings, document
+    return bundle.decode(document, arrays, os.path.dirname(os.path.abspath(path)), path)
 
 
 def target_versions(targets, environment):

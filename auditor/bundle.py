@@ -13,7 +13,7 @@ import zipfile
 import numpy as np
 
 from .errors import BundleError, UserError
-from .model import Case, Finding, Observations, Outcome, Target
+from .model import KINDS, SEVERITIES, Case, Finding, Observations, Outcome, Target
 
 # 1: first format: metadata, environment, targets, cases, observations, findings, summary.
 #    Fields added since, without a version bump (a reader defaults them when absent):
@@ -174,10 +174,55 @@ def read(path):
     if str(arrays.get(WRITE_ID, "")) != document.get("write_id"):
         raise BundleError(f"{path} is torn: {RESULTS} and {ARRAYS} come from different writes "
                           "(the run was killed while saving); run the audit again")
+    return decode(document, arrays, path, results)
+
+
+def decode(document, arrays, path, source):
+    """Return (observations, findings, document), the document's sections checked and its
+    findings normalised; BundleError (one line) where something is missing or of the wrong kind."""
     try:
-        return _decode(document, arrays, path), [Finding(**f) for f in document["findings"]], document
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{results} is malformed: {type(exc).__name__}: {exc}") from None
+        _check_sections(document)
+        findings = [_finding(f) for f in document["findings"]]
+        document["findings"] = _clean([f.to_json() for f in findings])
+        return _decode(document, arrays, path), findings, document
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BundleError(f"{source} is malformed: {type(exc).__name__}: {exc}") from None
+
+
+#: The document's sections and their kind; the optional ones default to empty.
+SECTIONS = {"metadata": dict, "environment": dict, "summary": dict, "targets": list, "cases": list,
+            "observations": list, "findings": list, "startup_errors": dict}
+OPTIONAL = ("metadata", "environment", "summary", "findings", "startup_errors")
+
+
+def _check_sections(document):
+    for key, kind in SECTIONS.items():
+        if key in OPTIONAL:
+            document.setdefault(key, kind())
+        if not isinstance(document[key], kind):
+            raise TypeError(f"{key} is a {type(document[key]).__name__}, not a {kind.__name__}")
+    environment = document["environment"]
+    for key in ("frameworks", "envs", "settings", "unavailable"):
+        if not isinstance(environment.get(key, {}), dict):
+            raise TypeError(f"environment.{key} is not a mapping")
+
+
+def _finding(entry):
+    """Return the Finding of a document entry, its vocabulary and field kinds checked."""
+    if not isinstance(entry, dict):
+        raise TypeError(f"a finding is a {type(entry).__name__}")
+    finding = Finding(**entry)
+    if finding.kind not in KINDS or finding.severity not in SEVERITIES:
+        raise ValueError(f"a finding of kind {finding.kind!r} and severity {finding.severity!r}")
+    kinds = {"check": str, "message": str, "targets": list, "positions": list, "evidence": dict,
+             "count": int, "reproducer": (str, type(None)), "case": (str, type(None)),
+             "allowed": (str, type(None))}
+    for name, kind in kinds.items():
+        if not isinstance(getattr(finding, name), kind):
+            raise TypeError(f"a finding's {name} is a {type(getattr(finding, name)).__name__}")
+    if not all(isinstance(t, str) for t in finding.targets):
+        raise TypeError("a finding's targets are not all names")
+    return finding
 
 
 def upgrade(document, source):
@@ -213,6 +258,10 @@ def _decode(document, arrays, path):
         observations.targets[target.id] = target
     observations.startup_errors.update(document.get("startup_errors", {}))
     for record in document["observations"]:
+        for key, known in (("target", observations.targets), ("case", observations.cases)):
+            if record[key] not in known:
+                raise KeyError(f"an observation names {key} {record[key]!r}, which is not in the "
+                               f"document's {key}s")
         outcomes = [Outcome(e["runs"], error=e["error"]) if "error" in e else
                     Outcome(e["runs"], arrays[e["indices"]], e["dtype"], e.get("type"))
                     for e in record["outcomes"]]

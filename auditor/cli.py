@@ -177,9 +177,10 @@ def _check_options(rules, observations, environment, previous=None):
     """Return the options the checks take: thresholds, and the baseline to compare with."""
     found = {"max_flip_rate": rules.max_flip_rate}
     if previous:
-        versions = baseline.target_versions(observations.targets, environment)
-        versions.update(baseline.target_versions(previous[0].targets, previous[2]["environment"]))
-        found.update(baseline=previous[0], versions=versions)
+        found.update(baseline=previous[0],
+                     versions=baseline.target_versions(observations.targets, environment),
+                     baseline_versions=baseline.target_versions(previous[0].targets,
+                                                                previous[2]["environment"]))
     return found
 
 
@@ -188,10 +189,11 @@ def _check_options(rules, observations, environment, previous=None):
 @click.option("-o", "--output", "html_file", metavar="FILE", callback=options._output,
               help="Where to write the HTML report. Default: BUNDLE/report.html.")
 @options.fail_on
+@options.config
 @options.junit
 @options.summary_md
 @options.json_out
-def report(bundle_path, html_file, fail_on, junit, summary_md, json_file):
+def report(bundle_path, html_file, fail_on, config, junit, summary_md, json_file):
     """Render the reports of a saved results bundle; needs no framework installed.
 
     Prints the summary, writes the HTML report (and --junit, --summary-md, --json where given),
@@ -199,9 +201,24 @@ def report(bundle_path, html_file, fail_on, junit, summary_md, json_file):
     are not allowed by the policy.
     """
     observations, findings, document = bundle.read(bundle_path)
-    if fail_on and fail_on != document["summary"].get("fail_on"):
+    if "verdict" not in document["summary"]:  # a checkpoint: the run was killed before its end
+        rules = policy.find(config)
+        found = rules.apply(run_checks(observations, _check_options(
+            rules, observations, document["environment"])))
+        level = fail_on or document["metadata"].get("fail_on") or rules.fail_on or "error"
+        document = dict(document, findings=bundle._clean([f.to_json() for f in found]),
+                        summary=dict(summarize(observations, found, level), complete=False))
+    elif fail_on and fail_on != document["summary"].get("fail_on"):
         _refail(document, fail_on)
     _report(document, html_file or os.path.join(bundle_path, REPORT), junit, summary_md, json_file)
+    _exit(document, f"{bundle_path} holds")
+
+
+def _exit(document, subject):
+    """Exit as the run did: 3 for a run that did not finish, else by the verdict."""
+    if not (document["summary"].get("complete") and document["metadata"].get("complete", True)):
+        raise AuditError(f"{subject} a run that did not finish (interrupted or killed): the "
+                         "findings above cover only what was measured")
     sys.exit(ExitCode.FINDINGS if document["summary"].get("verdict") == "fail" else ExitCode.OK)
 
 
@@ -228,15 +245,23 @@ def compare(old_path, new_path, html_file, fail_on, config, junit, summary_md, j
     check_options = _check_options(rules, observations, document["environment"], old)
     found = rules.apply(regression.check(observations, check_options))
     fail_on = fail_on or rules.fail_on or "error"
-    compared = sum(1 for _ in regression.pairs(observations, old[0]))
+    paired, compared, unmatched = regression.compared_pairs(observations, old[0])
     metadata = dict(document["metadata"], command=["audit", *sys.argv[1:]], fail_on=fail_on,
                     policy=rules.source, policy_unused=rules.unused(found),
                     compare={"old": os.path.abspath(old_path), "new": os.path.abspath(new_path),
-                             "targets_paired": compared},
+                             "targets_paired": paired, "compared": compared,
+                             "cases_not_in_old": unmatched},
                     baseline=_baseline_facts(old_path, old[2]))
-    if not compared:
+    if not paired:
         raise UserError(f"no target of {new_path} has a target of the same framework, device, "
                         f"dtype and variant in {old_path}; nothing to compare")
+    if not compared:
+        raise UserError(f"no case of {new_path} is in {old_path} with the same values (other "
+                        "suite, seed or inputs?); nothing to compare")
+    if unmatched:
+        metadata.setdefault("skipped", []).append(
+            f"{len(unmatched)} case(s) of NEW are not in OLD with the same values and were not "
+            f"compared: {', '.join(unmatched[:5])}" + (" ..." if len(unmatched) > 5 else ""))
     summary = summarize(observations, found, fail_on, old[0])
     result = dict(document, metadata=metadata, summary=summary,
                   findings=bundle._clean([f.to_json() for f in found]))
@@ -264,6 +289,8 @@ def merge(bundle_paths, out, fail_on, config, junit, summary_md, json_file):
     from .merge import merge as merge_bundles
 
     rules = policy.find(config)
+    if any(os.path.abspath(out) == os.path.abspath(p) for p in bundle_paths):
+        raise UserError(f"-o {out} is one of the bundles to merge; give a new folder")
     observations, metadata, environment = merge_bundles(list(bundle_paths))
     fail_on = fail_on or rules.fail_on or "error"
     created = bundle.prepare(out)
@@ -281,7 +308,7 @@ def merge(bundle_paths, out, fail_on, config, junit, summary_md, json_file):
     document = bundle.write(out, observations, findings, metadata, environment, summary)
     _report(document, os.path.join(out, REPORT), junit, summary_md, json_file)
     _echo(f"merged bundle: {os.path.join(out, bundle.RESULTS)}", err=json_file == "-")
-    sys.exit(ExitCode.FINDINGS if summary["verdict"] == "fail" else ExitCode.OK)
+    _exit(document, "one of the merged bundles holds")
 
 
 def _refail(document, fail_on):
@@ -325,7 +352,7 @@ def _echo(text, err=False):
 
 def _write(path, text, what):
     try:
-        with open(path, "w", encoding="utf-8") as handle:
+        with open(path, "w", encoding="utf-8", errors="backslashreplace") as handle:
             handle.write(text)
     except OSError as exc:
         raise UserError(f"cannot write the {what} to {path}: {exc.strerror or exc}") from None

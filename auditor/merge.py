@@ -70,6 +70,12 @@ def merge(paths):
         raise UserError("give two or more bundles to merge")
     read = [bundle.read(path) for path in paths]
     documents = [document for _, _, document in read]
+    seen = {}
+    for path, document in zip(paths, documents):
+        if document.get("write_id") in seen:
+            raise UserError(f"{path} and {seen[document['write_id']]} are the same bundle; merge "
+                            "bundles of different machines or runs")
+        seen[document.get("write_id")] = path
     found = [observations for observations, _, _ in read]
     merged = Observations(cases=check_compatible(paths, documents, found))
     envs = {}

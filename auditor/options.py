@@ -125,8 +125,10 @@ quiet = click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 
 def _output(ctx, param, value):
     """Refuse an output file whose folder is missing or read-only now, not after the run."""
-    if value is None or value == "-":
+    if value is None or (value == "-" and param.name == "json_file"):
         return value
+    if value == "-":
+        raise click.BadParameter("- (stdout) is for --json only; give a file name")
     if os.path.isdir(value):
         raise click.BadParameter(f"{value} is a folder; give a file name")
     folder = os.path.dirname(os.path.abspath(value))

@@ -46,7 +46,7 @@ def check(observations, options):
     baseline = options.get("baseline")
     if baseline is None:
         return []
-    versions = options.get("versions", {})
+    versions = (options.get("versions", {}), options.get("baseline_versions", {}))
     findings = []
     for target, old_target in pairs(observations, baseline):
         for case, _ in observations.of_target(target.id):
@@ -73,11 +73,27 @@ def _who(target_id, versions):
     return f"{target_id} ({version})" if version else target_id
 
 
+def compared_pairs(observations, baseline):
+    """Return (targets paired, (target, case) pairs that can be compared, cases of the run that
+    the baseline does not hold with the same values)."""
+    targets, count, unmatched = set(), 0, set()
+    for target, _ in pairs(observations, baseline):
+        targets.add(target.id)
+        for case, _ in observations.of_target(target.id):
+            if same_case(case, baseline.cases.get(case.id)):
+                count += 1
+            else:
+                unmatched.add(case.id)
+    return len(targets), count, sorted(unmatched)
+
+
 def _finding(observations, case, target, old_target, new, old, versions):
-    now, then = _who(target.id, versions), _who(old_target.id, versions)
+    versions, old_versions = versions
+    now, then = _who(target.id, versions), _who(old_target.id, old_versions)
     positions = changes(case, new, old)
     evidence = {"blame": [target.id], "baseline_target": old_target.id,
-                "version": versions.get(target.id), "baseline_version": versions.get(old_target.id)}
+                "version": versions.get(target.id),
+                "baseline_version": old_versions.get(old_target.id)}
     changed = settings_changed(old_target.settings, target.settings)
     if changed:
         evidence["settings_changed"] = changed

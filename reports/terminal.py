@@ -145,6 +145,10 @@ def render(document, limit=10, color=False):
         lines.append("")
         lines += [f"not audited: {fw}: {why}" for fw, why in notes.items()]
         lines += [f"skipped: {s}" for s in skipped]
+    if not (summary.get("complete", True) and document["metadata"].get("complete", True)):
+        lines.append("")
+        lines.append(style("INCOMPLETE", fg="yellow", bold=True) + ": the run did not finish "
+                     "(interrupted or killed); what follows covers only what was measured")
     counts = summary["by_severity"]
     verdict = summary["verdict"].upper()
     lines.append("")

@@ -129,3 +129,19 @@ def test_compare_refuses_what_it_cannot_compare(audit, helpers, tmp_path):
     (other / "results.json").write_text(text)
     line = helpers.one_line_error(audit("compare", str(base), str(other)))
     assert "nothing to compare" in line
+
+
+def test_compare_without_a_comparable_case_is_a_usage_error(audit, helpers, tmp_path):
+    base = tmp_path / "base.npz"
+    _save_from("clean", base)
+    observations, findings, document = bundle.read(os.path.join(DATA, "clean"))
+    for case_id in [c for c, case in observations.cases.items() if case.values.size == 0]:
+        del observations.cases[case_id]  # empty inputs are equal whatever the seed
+        observations.outcomes = {k: v for k, v in observations.outcomes.items() if k[1] != case_id}
+        observations.timings = {k: v for k, v in observations.timings.items() if k[1] != case_id}
+    for case in observations.cases.values():
+        case.values = case.values + 1  # another seed: the same ids, other values
+    bundle.write(str(tmp_path / "seed7"), observations, findings, document["metadata"],
+                 document["environment"], document["summary"])
+    line = helpers.one_line_error(audit("compare", str(base), "seed7"))
+    assert "no case of seed7" in line and "same values" in line

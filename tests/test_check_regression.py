@@ -27,8 +27,8 @@ def _observe(fn, env="local", dtype="float32", cases=None, impl=None):
 def _check(new_fn, old_fn, dtype="float32", cases=None):
     new_target, new = _observe(new_fn, "local", dtype, cases)
     old_target, old = _observe(old_fn, "np126", dtype, cases)
-    findings = regression.check(new, {"baseline": old, "versions": {
-        new_target.id: "numpy 2.4.6", old_target.id: "numpy 1.26.4"}})
+    findings = regression.check(new, {"baseline": old, "versions": {new_target.id: "numpy 2.4.6"},
+                                      "baseline_versions": {old_target.id: "numpy 1.26.4"}})
     return new_target, old_target, findings
 
 
@@ -87,6 +87,22 @@ def test_another_index_dtype_is_a_regression_of_the_api():
     case = small_case([[1.0, 5.0, 2.0]], id="plain")
     _, _, findings = _check(PLANTED["int32_indices"], correct, cases=[case])
     assert len(findings) == 1 and findings[0].evidence["cause"] == "api_mismatch"
+
+
+def test_versions_of_the_same_target_id_stay_apart():
+    """An upgrade in place: the same target id before and after, on other numpy versions."""
+    case = small_case([[1.0, 5.0, 5.0]], id="tie")
+    tgt = target()
+    new = Observations(cases={"tie": case}, targets={tgt.id: tgt})
+    old = Observations(cases={"tie": case}, targets={tgt.id: tgt})
+    new.outcomes[(tgt.id, "tie")] = [indices([2])]
+    old.outcomes[(tgt.id, "tie")] = [indices([1])]
+    (finding,) = regression.check(new, {"baseline": old, "versions": {tgt.id: "numpy 2.4.6"},
+                                        "baseline_versions": {tgt.id: "numpy 1.26.4"}})
+    assert finding.message.startswith(f"argmax(x, dim=-1) on {tgt.id} (numpy 2.4.6)")
+    assert f"the baseline {tgt.id} (numpy 1.26.4)" in finding.message
+    assert (finding.evidence["version"], finding.evidence["baseline_version"]) == (
+        "numpy 2.4.6", "numpy 1.26.4")
 
 
 def test_targets_pair_by_kind_whatever_their_environment_and_prefer_the_same_environment():

@@ -88,3 +88,10 @@ def test_merge_needs_two_readable_bundles(audit, helpers, tmp_path):
     _machine("clean", tmp_path / "a", "one")
     assert "two or more" in helpers.one_line_error(audit("merge", "a", "-o", "out"))
     assert "not a results bundle" in helpers.one_line_error(audit("merge", "a", "nope", "-o", "out"))
+
+
+def test_a_bundle_is_not_merged_with_itself_nor_overwritten(audit, helpers, tmp_path):
+    _machine("clean", tmp_path / "a", "one")
+    _machine("clean", tmp_path / "b", "two")
+    assert "same bundle" in helpers.one_line_error(audit("merge", "a", "a", "-o", "out"))
+    assert "one of the bundles" in helpers.one_line_error(audit("merge", "a", "b", "-o", "a"))

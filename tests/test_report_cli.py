@@ -109,3 +109,42 @@ def test_run_writes_the_report_into_its_bundle_and_the_ci_files(audit, helpers, 
     suites = ET.parse(tmp_path / "j.xml").getroot()
     assert suites.get("failures") == "0" and int(suites.get("tests")) >= 6
     assert "PASS" in (tmp_path / "s.md").read_text()
+
+
+def test_a_killed_runs_checkpoint_is_checked_rendered_and_exits_3(audit, tmp_path):
+    from auditor import bundle
+
+    observations, _, document = bundle.read(os.path.join(DATA, "every-kind"))
+    bundle.write(str(tmp_path / "killed"), observations, (), dict(document["metadata"],
+                 complete=False), document["environment"], {"complete": False})
+    result = audit("report", "killed", "--junit", "j.xml")
+    assert result.code == 3
+    assert "did not finish" in result.err and "INCOMPLETE" in result.out
+    assert "FAIL:" in result.out  # the checks ran on what was measured
+    assert (tmp_path / "killed" / "report.html").is_file()
+    assert "complete" in (tmp_path / "j.xml").read_text()
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda d: d["findings"][0].update(kind="weird"), "kind 'weird'"),
+    (lambda d: d["findings"][0].update(evidence="x"), "evidence is a str"),
+    (lambda d: d["findings"][0].update(targets=None), "targets is a NoneType"),
+    (lambda d: d.update(environment="x"), "environment is a str"),
+    (lambda d: d["environment"].update(frameworks=[]), "environment.frameworks"),
+    (lambda d: d["observations"][0].update(case="nope"), "case 'nope'"),
+    (lambda d: d.pop("targets"), "KeyError"),
+])
+def test_a_malformed_document_is_one_line_not_a_traceback(audit, every_kind, helpers, change,
+                                                          words):
+    results = os.path.join(every_kind, "results.json")
+    document = json.load(open(results, encoding="utf-8"))
+    change(document)
+    json.dump(document, open(results, "w", encoding="utf-8"))
+    line = helpers.one_line_error(audit("report", every_kind))
+    assert "is malformed" in line and words in line
+
+
+def test_only_json_goes_to_stdout(audit, every_kind, helpers):
+    for option in ("--junit", "--summary-md", "-o"):
+        line = helpers.one_line_error(audit("report", every_kind, option, "-"))
+        assert "for --json only" in line
