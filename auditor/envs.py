@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 from .errors import UserError
@@ -498,6 +499,15 @@ def worker_home():
     for relative, data in sorted(sources.items()):
         digest.update(relative.encode() + b"\0" + data + b"\0")
     home = os.path.join(cache_folder(), f"worker-{digest.hexdigest()[:16]}")
+    with _STAGING:  # the runner starts workers from several threads; one stages, the rest reuse
+        return _stage(home, sources)
+
+
+#: Held while this process stages the worker (its staging folder is named by the process id).
+_STAGING = threading.Lock()
+
+
+def _stage(home, sources):
     if os.path.isfile(os.path.join(home, WORKER_PACKAGE, "__main__.py")):
         return home
     _make_folder(cache_folder())
