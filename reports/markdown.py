@@ -138,6 +138,11 @@ def _sections(document, limit):
         yield _targets(summary["targets"])
     if summary.get("precision"):
         yield _precision(summary["precision"])
+    timing = summary.get("timing") or {}
+    if timing.get("compiles"):
+        yield [f"Compiling (torch.compile, jax.jit): {timing.get('compile_s') or 0:.1f} s for "
+               f"{timing['compiles']} signatures, apart from the {timing.get('calls', 0)} calls "
+               f"({timing.get('call_s') or 0:.2f} s)."]
     if any(not f["allowed"] for f in findings):
         yield _findings(findings, limit)
     if any(f["allowed"] for f in findings):

@@ -110,3 +110,11 @@ def test_text_escapes_markup_and_html():
     assert markdown.text("a|b`c*d_e[f]g\\h<i>&~") == (
         "a\\|b\\`c\\*d\\_e\\[f\\]g\\\\h&lt;i&gt;&amp;\\~")
     assert markdown.text("one\ntwo\x1b") == "one two\\\\x1b"
+
+
+def test_compile_time_is_shown_apart_from_the_calls():
+    document = _load("clean")
+    document["summary"]["timing"].update(compile_s=4.5, compiles=4)
+    assert "Compiling (torch.compile, jax.jit): 4.5 s for 4 signatures" in markdown.render(document)
+    document["summary"]["timing"].update(compiles=0)
+    assert "Compiling" not in markdown.render(document)
