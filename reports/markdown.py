@@ -35,10 +35,11 @@ def _verdict(summary):
     """Return the heading and the verdict line: PASS or FAIL with counts by severity."""
     counts = summary.get("by_severity", {})
     verdict = text(str(summary.get("verdict") or "incomplete").upper())
-    line = (f"**{verdict}**: {_plural(counts.get('error', 0), 'error')}, "
-            f"{_plural(counts.get('warning', 0), 'warning')}, {counts.get('info', 0)} info")
+    line = (f"**{verdict}**: {text(_plural(counts.get('error', 0), 'error'))}, "
+            f"{text(_plural(counts.get('warning', 0), 'warning'))}, "
+            f"{text(counts.get('info', 0))} info")
     if summary.get("allowed"):
-        line += f", {summary['allowed']} allowed by policy"
+        line += f", {text(summary['allowed'])} allowed by policy"
     line += f" (failing at --fail-on {text(summary.get('fail_on', 'error'))})"
     return [f"## argmax-audit: {verdict}", "", line]
 
@@ -81,18 +82,18 @@ def _finding(number, finding, more):
 def _findings(findings, limit):
     groups = _grouped(findings)
     total = sum(1 + len(more) for _, more in groups)
-    lines = [f"### Findings ({total}, most important first)", ""]
+    lines = [f"### Findings ({text(total)}, most important first)", ""]
     lines += [_finding(i + 1, f, more) for i, (f, more) in enumerate(groups[:limit])]
     if len(groups) > limit:
         rest = sum(1 + len(more) for _, more in groups[limit:])
-        lines += ["", f"... and {rest} more in results.json"]
+        lines += ["", f"... and {text(rest)} more in results.json"]
     return lines
 
 
 def _allowed(findings, policy):
     lines = [f"### Allowed by the policy ({text(policy)})", ""]
     for (kind, blame, reason), count in _allowed_groups(findings).items():
-        lines.append(f"- {text(kind)} on {text(blame)} ({_plural(count, 'finding')}): "
+        lines.append(f"- {text(kind)} on {text(blame)} ({text(_plural(count, 'finding'))}): "
                      f"{text(reason)}")
     return lines
 
@@ -118,8 +119,8 @@ def _user(user):
              "| --- | ---: | ---: | ---: |"]
     for target, row in user.items():
         base = _share(row["vs_baseline"], row["rows_compared"]) if "vs_baseline" in row else "–"
-        lines.append(f"| {text(target)} | {row['rows']} | "
-                     f"{_share(row['vs_reference'], row['rows'])} | {base} |")
+        lines.append(_row([text(target), text(row["rows"]),
+                           text(_share(row["vs_reference"], row["rows"])), text(base)]))
     return lines
 
 
@@ -129,7 +130,7 @@ def _sections(document, limit):
     yield _verdict(summary)
     if not (summary.get("complete", True) and metadata.get("complete", True)):
         yield ["**The run did not finish**: the results cover only what was measured before it "
-               "stopped."]
+               "stopped." + (f" {text(metadata['recovered'])}" if metadata.get("recovered") else "")]
     if document.get("environment", {}).get("frameworks"):
         yield [text(_header(document["environment"]))]
     if summary.get("user"):
@@ -140,9 +141,9 @@ def _sections(document, limit):
         yield _precision(summary["precision"])
     timing = summary.get("timing") or {}
     if timing.get("compiles"):
-        yield [f"Compiling (torch.compile, jax.jit): {timing.get('compile_s') or 0:.1f} s for "
-               f"{timing['compiles']} signatures, apart from the {timing.get('calls', 0)} calls "
-               f"({timing.get('call_s') or 0:.2f} s)."]
+        yield [text(f"Compiling (torch.compile, jax.jit): {timing.get('compile_s') or 0:.1f} s "
+                    f"for {timing['compiles']} signatures, apart from the "
+                    f"{timing.get('calls', 0)} calls ({timing.get('call_s') or 0:.2f} s).")]
     if any(not f["allowed"] for f in findings):
         yield _findings(findings, limit)
     if any(f["allowed"] for f in findings):

@@ -1,4 +1,13 @@
-"""The terminal summary: one row per target, then the most important findings in a sentence each."""
+"""The terminal summary: one row per target, then the most important findings in a sentence each.
+
+Every string of the document may come from elsewhere (a bundle from another machine, an exception
+message, a file name), and a terminal obeys what it is sent: escape sequences can set the window
+title, hide a link, clear the screen. `plain` shows each control character (C0, DEL, C1, and the
+bidirectional overrides that reorder text) as a visible escape, and `render` passes every string
+of the document through it before one is interpolated; the colours are added afterwards.
+"""
+import re
+
 import click
 
 from auditor.model import KINDS, severity_rank
@@ -7,6 +16,28 @@ SHORT = {"nondeterministic": "nondet", "wrong_index": "wrong", "tie_break": "tie
          "nan_policy": "nan", "precision_drift": "drift", "api_mismatch": "api",
          "crash": "crash", "regression": "regr"}
 COLOURS = {"error": "red", "warning": "yellow", "info": "blue"}
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+                      "\u2028\u2029]")
+
+
+def plain(text):
+    """Return `text` with every control character shown as a visible escape (ESC as \\x1b)."""
+    def visible(match):
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return _CONTROL.sub(visible, str(text))
+
+
+def _neutral(value):
+    """Return `value` (a document or part of one) with `plain` applied to every string in it,
+    keys included."""
+    if isinstance(value, str):
+        return plain(value)
+    if isinstance(value, dict):
+        return {_neutral(k): _neutral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_neutral(v) for v in value]
+    return value
 
 
 def _table(rows):
@@ -99,7 +130,8 @@ def _compile_lines(timing):
 
 
 def render(document, limit=10, color=False):
-    """Return the summary text for results `document`."""
+    """Return the summary text for results `document`, its strings neutralised by `plain`."""
+    document = _neutral(document)
     summary = document["summary"]
     style = (lambda text, **kw: click.style(text, **kw)) if color else (lambda text, **kw: text)
     lines = [_header(document["environment"]), "", *_user_lines(summary.get("user") or {}),
@@ -149,6 +181,8 @@ def render(document, limit=10, color=False):
         lines.append("")
         lines.append(style("INCOMPLETE", fg="yellow", bold=True) + ": the run did not finish "
                      "(interrupted or killed); what follows covers only what was measured")
+        if document["metadata"].get("recovered"):
+            lines.append(f"recovered: {document['metadata']['recovered']}")
     counts = summary["by_severity"]
     verdict = summary["verdict"].upper()
     lines.append("")
