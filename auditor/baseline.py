@@ -8,11 +8,10 @@ Wherever a baseline is read, a bundle folder is accepted too.
 """
 import json
 import os
-import zipfile
 
 import numpy as np
 
-from . import bundle
+from . import bundle, files
 from .errors import BundleError, UserError
 
 DOCUMENT = "baseline/document"
@@ -27,7 +26,7 @@ def save(path, observations, findings, metadata, environment, summary):
     if not os.path.isdir(folder):
         raise UserError(f"cannot write the baseline {path}: folder {folder} does not exist")
     try:
-        bundle._atomic(path, lambda handle: np.savez_compressed(handle, **arrays))
+        files.write_atomic(path, lambda handle: np.savez_compressed(handle, **arrays))
     except OSError as exc:
         raise UserError(f"cannot write the baseline {path}: {exc.strerror or exc}") from None
 
@@ -36,20 +35,20 @@ def load(path):
     """Return (observations, findings, document) of baseline file or bundle folder `path`."""
     if os.path.isdir(path):
         return bundle.read(path)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise UserError(f"baseline {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise BundleError(f"{path} is not a baseline file (unreadable or truncated: "
-                          f"{type(exc).__name__})") from None
+    arrays = files.read_npz(path, "baseline", text_members=(DOCUMENT,))
     if DOCUMENT not in arrays:
         raise BundleError(f"{path} is not an argmax-audit baseline (no {DOCUMENT})")
-    try:
-        document = json.loads(str(arrays.pop(DOCUMENT)))
-    except ValueError as exc:
-        raise BundleError(f"{path}: the baseline document is malformed: {exc}") from None
+    text = arrays.pop(DOCUMENT)
+    if text.ndim != 0:
+        raise BundleError(f"{path}: the baseline document is an array of shape {text.shape}, "
+                          "not one text")
+    data = str(text).encode("utf-8", "surrogatepass")
+    if len(data) > files.document_limit().bytes:
+        raise BundleError(f"{path}: the baseline document takes {files.amount(len(data))}, more "
+                          f"than the {files.document_limit()} a document may take")
+    document = files.load_json(data, f"{path}: the baseline document")
     document = bundle.upgrade(document, path)
     return bundle.decode(document, arrays, os.path.dirname(os.path.abspath(path)), path)
 

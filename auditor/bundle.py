@@ -1,30 +1,36 @@
 """The results bundle: `results.json` (schema-versioned) and `arrays.npz` in one folder.
 
-Both files are replaced atomically (write to a temporary name, then rename), and the runner saves
-a checkpoint as targets finish, so an interrupted run keeps what it measured.
+Both files are replaced atomically (written to a temporary name, then renamed; a link in the
+folder is replaced, never written through), and the runner saves a checkpoint as targets finish,
+so an interrupted run keeps what it measured. While a save replaces the pair, the pair before it
+stays in the folder as `.previous-*`: a save torn by a kill between the two renames falls back to
+that last consistent checkpoint. A bundle read from elsewhere is bounded and validated in full
+(`files`, `schema`) before any check or renderer sees it.
 """
 import json
 import os
-import tempfile
 import time
 import uuid
-import zipfile
 
 import numpy as np
 
+from . import files, schema
 from .errors import BundleError, UserError
-from .model import KINDS, SEVERITIES, Case, Finding, Observations, Outcome, Target
+from .model import Case, Finding, Observations, Outcome, Target
 
 # 1: first format: metadata, environment, targets, cases, observations, findings, summary.
 #    Fields added since, without a version bump (a reader defaults them when absent):
 #    targets[].op ("argmax") and targets[].settings ({}); observations[].timing compile_s (0.0)
-#    and compiles (0); summary.timing compile_s and compiles.
+#    and compiles (0); summary.timing compile_s and compiles; metadata.recovered (set by a
+#    reader that fell back to the checkpoint before a torn save).
 FORMAT_VERSION = 1
 WRITE_ID = "meta/write_id"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 RESULTS = "results.json"
 ARRAYS = "arrays.npz"
+#: The consistent pair kept while a save replaces RESULTS and ARRAYS (hard links, no copies).
+PREVIOUS = {RESULTS: ".previous-results.json", ARRAYS: ".previous-arrays.npz"}
+#: The keys a results document of any version has; a bundle is recognised by all of them.
+SIGNATURE = ("format_version", "write_id", "targets", "cases", "observations")
 
 
 def prepare(path):
@@ -35,9 +41,9 @@ def prepare(path):
     """
     if os.path.exists(path) and not os.path.isdir(path):
         raise UserError(f"--out {path} is a file; give a folder for the results bundle")
-    if os.path.isdir(path) and os.listdir(path) and not _is_bundle(path):
-        raise UserError(f"--out {path} is a non-empty folder that is not a results bundle; "
-                        "give a new or empty folder")
+    if os.path.isdir(path) and os.listdir(path) and not is_bundle(path):
+        raise UserError(f"--out {path} is a non-empty folder that is not a results bundle of "
+                        "argmax-audit; give a new or empty folder")
     created = not os.path.exists(path)
     try:
         os.makedirs(path, exist_ok=True)
@@ -54,27 +60,21 @@ def discard(path, created):
         os.rmdir(path)
 
 
-def _is_bundle(path):
-    """True when `path` holds a results.json written by argmax-audit (any format version)."""
+def is_bundle(path):
+    """True when folder `path` holds a bundle written by argmax-audit: a regular results.json
+    (not a link) whose JSON object has every key of the SIGNATURE, beside a regular arrays.npz."""
+    for name in (RESULTS, ARRAYS):
+        where = os.path.join(path, name)
+        if os.path.islink(where) or not os.path.isfile(where):
+            return False
     try:
-        with open(os.path.join(path, RESULTS), encoding="utf-8") as handle:
-            return '"format_version"' in handle.read(4096)
-    except (OSError, UnicodeDecodeError):
+        data = files.read_bytes(os.path.join(path, RESULTS), RESULTS, files.document_limit(),
+                                BundleError)
+        document = files.load_json(data, RESULTS)
+    except BundleError:
         return False
-
-
-def _atomic(path, write):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a bundle is for others to read too
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    return isinstance(document, dict) and all(key in document for key in SIGNATURE) and \
+        type(document["format_version"]) is int and isinstance(document["write_id"], str)
 
 
 def _json_default(value):
@@ -142,7 +142,8 @@ def write(path, observations, findings=(), metadata=None, environment=None, summ
     """Write the bundle into folder `path`, each file atomically (arrays first, then the document).
 
     Both files carry the same write id, so a reader never pairs a document with the arrays of
-    another write (a run killed between the two renames). Return the document as written.
+    another write (a run killed between the two renames): it falls back to the pair that was
+    there before, kept as PREVIOUS until both renames are done. Return the document as written.
     """
     document, arrays = encode(observations, list(findings), metadata or {}, environment or {},
                               summary or {})
@@ -150,79 +151,96 @@ def write(path, observations, findings=(), metadata=None, environment=None, summ
     arrays[WRITE_ID] = np.array(document["write_id"])
     text = json.dumps(document, indent=1, default=_json_default, allow_nan=False)
     os.makedirs(path, exist_ok=True)
-    _atomic(os.path.join(path, ARRAYS), lambda handle: np.savez(handle, **arrays))
-    _atomic(os.path.join(path, RESULTS), lambda handle: handle.write(text.encode()))
+    kept = _keep_previous(path)
+    files.write_atomic(os.path.join(path, ARRAYS), lambda handle: np.savez(handle, **arrays))
+    files.write_atomic(os.path.join(path, RESULTS), lambda handle: handle.write(text.encode()))
+    if kept:
+        for name in PREVIOUS.values():
+            _unlink(os.path.join(path, name))
     return json.loads(text)
 
 
+def _keep_previous(path):
+    """Hard-link the pair now in `path` to the PREVIOUS names (each replaced atomically); return
+    True if kept. Nothing is kept where the pair is missing or the file system has no links."""
+    current = {name: os.path.join(path, name) for name in PREVIOUS}
+    if not all(os.path.isfile(p) and not os.path.islink(p) for p in current.values()):
+        return False
+    for name, source in current.items():
+        staged = os.path.join(path, f".tmp-link-{uuid.uuid4().hex}")
+        try:
+            os.link(source, staged)
+            os.replace(staged, os.path.join(path, PREVIOUS[name]))
+        except OSError:
+            _unlink(staged)
+            return False
+    return True
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def read(path):
-    """Return (observations, findings, document) from bundle folder `path`; BundleError if bad."""
-    results = os.path.join(path, RESULTS)
-    if not os.path.isfile(results):
+    """Return (observations, findings, document) from bundle folder `path`; BundleError if bad.
+
+    A pair torn by a kill during a save is refused unless the last consistent checkpoint kept
+    beside it can stand in: then that is returned, marked incomplete and `recovered`.
+    """
+    if not os.path.lexists(os.path.join(path, RESULTS)):
         raise BundleError(f"{path} is not a results bundle (no {RESULTS})")
     try:
-        with open(results, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"{results} is unreadable or truncated: {exc}") from None
-    document = upgrade(document, results)
-    try:
-        with np.load(os.path.join(path, ARRAYS), allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise BundleError(f"{path}/{ARRAYS} is unreadable or truncated: {exc}") from None
+        return _read_pair(path, RESULTS, ARRAYS)
+    except BundleError as error:
+        if not (getattr(error, "torn", False) and all(
+                os.path.isfile(os.path.join(path, name)) for name in PREVIOUS.values())):
+            raise
+    observations, findings, document = _read_pair(path, PREVIOUS[RESULTS], PREVIOUS[ARRAYS])
+    document["metadata"].update(complete=False, recovered=(
+        "the last save was torn (the run was killed while saving); these are the results of "
+        "the last consistent checkpoint before it"))
+    document["summary"]["complete"] = False
+    return observations, findings, document
+
+
+def _read_pair(path, results_name, arrays_name):
+    results = os.path.join(path, results_name)
+    data = files.read_bytes(results, "results document", files.document_limit(), BundleError)
+    document = upgrade(files.load_json(data, results), results)
+    arrays = files.read_npz(os.path.join(path, arrays_name), "bundle arrays",
+                            text_members=(WRITE_ID,))
     if str(arrays.get(WRITE_ID, "")) != document.get("write_id"):
-        raise BundleError(f"{path} is torn: {RESULTS} and {ARRAYS} come from different writes "
-                          "(the run was killed while saving); run the audit again")
+        error = BundleError(f"{path} is torn: {RESULTS} and {ARRAYS} come from different writes "
+                            "(the run was killed while saving) and no consistent checkpoint is "
+                            "beside them; run the audit again")
+        error.torn = True
+        raise error
     return decode(document, arrays, path, results)
 
 
 def decode(document, arrays, path, source):
-    """Return (observations, findings, document), the document's sections checked and its
-    findings normalised; BundleError (one line) where something is missing or of the wrong kind."""
+    """Return (observations, findings, document): the document validated in full against the
+    schema and its arrays, its findings normalised; BundleError in one line naming the field."""
+    for key, kind in OPTIONAL.items():
+        if isinstance(document, dict):
+            document.setdefault(key, kind())
     try:
-        _check_sections(document)
-        findings = [_finding(f) for f in document["findings"]]
+        schema.validate(document, arrays)
+        findings = [Finding(**{k: v for k, v in f.items() if k in FINDING_FIELDS})
+                    for f in document["findings"]]
         document["findings"] = _clean([f.to_json() for f in findings])
         return _decode(document, arrays, path), findings, document
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise BundleError(f"{source} is malformed: {type(exc).__name__}: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{files.printable(source)} is malformed: {files.one_line(exc)}") from None
 
 
-#: The document's sections and their kind; the optional ones default to empty.
-SECTIONS = {"metadata": dict, "environment": dict, "summary": dict, "targets": list, "cases": list,
-            "observations": list, "findings": list, "startup_errors": dict}
-OPTIONAL = ("metadata", "environment", "summary", "findings", "startup_errors")
-
-
-def _check_sections(document):
-    for key, kind in SECTIONS.items():
-        if key in OPTIONAL:
-            document.setdefault(key, kind())
-        if not isinstance(document[key], kind):
-            raise TypeError(f"{key} is a {type(document[key]).__name__}, not a {kind.__name__}")
-    environment = document["environment"]
-    for key in ("frameworks", "envs", "settings", "unavailable"):
-        if not isinstance(environment.get(key, {}), dict):
-            raise TypeError(f"environment.{key} is not a mapping")
-
-
-def _finding(entry):
-    """Return the Finding of a document entry, its vocabulary and field kinds checked."""
-    if not isinstance(entry, dict):
-        raise TypeError(f"a finding is a {type(entry).__name__}")
-    finding = Finding(**entry)
-    if finding.kind not in KINDS or finding.severity not in SEVERITIES:
-        raise ValueError(f"a finding of kind {finding.kind!r} and severity {finding.severity!r}")
-    kinds = {"check": str, "message": str, "targets": list, "positions": list, "evidence": dict,
-             "count": int, "reproducer": (str, type(None)), "case": (str, type(None)),
-             "allowed": (str, type(None))}
-    for name, kind in kinds.items():
-        if not isinstance(getattr(finding, name), kind):
-            raise TypeError(f"a finding's {name} is a {type(getattr(finding, name)).__name__}")
-    if not all(isinstance(t, str) for t in finding.targets):
-        raise TypeError("a finding's targets are not all names")
-    return finding
+#: The sections a document may leave out, and what they default to.
+OPTIONAL = {"metadata": dict, "environment": dict, "summary": dict, "findings": list,
+            "startup_errors": dict}
+FINDING_FIELDS = tuple(Finding.__dataclass_fields__)
 
 
 def upgrade(document, source):
@@ -252,9 +270,10 @@ def _decode(document, arrays, path):
     observations = Observations(bundle_path=os.path.abspath(path))
     for c in document["cases"]:
         observations.cases[c["id"]] = Case(c["id"], arrays[c["array"]], c["dim"], c["keepdim"],
-                                           c["layout"], tuple(c["tags"]), c.get("note", ""))
+                                           c.get("layout", "contiguous"), tuple(c.get("tags", ())),
+                                           c.get("note", ""))
     for t in document["targets"]:
-        target = Target(**{k: v for k, v in t.items() if k != "id"})
+        target = Target(**{k: v for k, v in t.items() if k in schema.TARGET_FIELDS})
         observations.targets[target.id] = target
     observations.startup_errors.update(document.get("startup_errors", {}))
     for record in document["observations"]:

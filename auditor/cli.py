@@ -1,13 +1,15 @@
 """The `audit` command line (Click). User mistakes become one line and exit 2."""
+import contextlib
 import json
 import os
 import signal
 import sys
+import threading
 import time
 
 import click
 
-from . import __version__, baseline, bundle, envs, options, policy
+from . import __version__, baseline, bundle, envs, files, options, policy
 from .cases import build_suite, select
 from .checks import regression, run_checks
 from .checks.regression import same_case
@@ -106,10 +108,11 @@ def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns,
                     skipped=runner.record.skipped, policy_unused=rules.unused(findings))
     summary = summarize(observations, findings, fail_on, previous[0] if previous else None)
     summary["complete"] = not interrupted
-    document = bundle.write(out, observations, findings, metadata, environment, summary)
-    if save_baseline:
-        baseline.save(save_baseline, observations, findings, metadata, environment, summary)
-    _report(document, os.path.join(out, REPORT), junit, summary_md, json_file)
+    with signals_deferred():  # a second Ctrl-C or SIGTERM waits for the save, not tears it
+        document = _save(out, observations, findings, metadata, environment, summary)
+        if save_baseline:
+            baseline.save(save_baseline, observations, findings, metadata, environment, summary)
+        _report(document, os.path.join(out, REPORT), junit, summary_md, json_file)
     _echo(f"results bundle: {os.path.join(out, bundle.RESULTS)}", err=json_file == "-")
     if save_baseline:
         _echo(f"baseline: {save_baseline}", err=json_file == "-")
@@ -200,9 +203,9 @@ def report(bundle_path, html_file, fail_on, config, junit, summary_md, json_file
     and exits like the run did: 1 when findings at or above --fail-on (default: the run's level)
     are not allowed by the policy.
     """
+    rules = policy.find(config)  # checked even where the saved verdict stands
     observations, findings, document = bundle.read(bundle_path)
     if "verdict" not in document["summary"]:  # a checkpoint: the run was killed before its end
-        rules = policy.find(config)
         found = rules.apply(run_checks(observations, _check_options(
             rules, observations, document["environment"])))
         level = fail_on or document["metadata"].get("fail_on") or rules.fail_on or "error"
@@ -289,7 +292,7 @@ def merge(bundle_paths, out, fail_on, config, junit, summary_md, json_file):
     from .merge import merge as merge_bundles
 
     rules = policy.find(config)
-    if any(os.path.abspath(out) == os.path.abspath(p) for p in bundle_paths):
+    if any(files.same_place(out, p) for p in bundle_paths):
         raise UserError(f"-o {out} is one of the bundles to merge; give a new folder")
     observations, metadata, environment = merge_bundles(list(bundle_paths))
     fail_on = fail_on or rules.fail_on or "error"
@@ -305,7 +308,7 @@ def merge(bundle_paths, out, fail_on, config, junit, summary_md, json_file):
                     policy_unused=rules.unused(findings))
     summary = summarize(observations, findings, fail_on)
     summary["complete"] = metadata["complete"]
-    document = bundle.write(out, observations, findings, metadata, environment, summary)
+    document = _save(out, observations, findings, metadata, environment, summary)
     _report(document, os.path.join(out, REPORT), junit, summary_md, json_file)
     _echo(f"merged bundle: {os.path.join(out, bundle.RESULTS)}", err=json_file == "-")
     _exit(document, "one of the merged bundles holds")
@@ -351,11 +354,7 @@ def _echo(text, err=False):
 
 
 def _write(path, text, what):
-    try:
-        with open(path, "w", encoding="utf-8", errors="backslashreplace") as handle:
-            handle.write(text)
-    except OSError as exc:
-        raise UserError(f"cannot write the {what} to {path}: {exc.strerror or exc}") from None
+    files.write_text(path, text, what)  # a link at `path` is replaced, never written through
 
 
 def _measure(plan, out, metadata, quiet):
@@ -377,7 +376,7 @@ def _measure(plan, out, metadata, quiet):
         runner.run(first)
     except KeyboardInterrupt:
         interrupted = True
-        with runner.lock:
+        with signals_deferred(), runner.lock:
             runner.checkpoint(force=True)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -387,6 +386,38 @@ def _measure(plan, out, metadata, quiet):
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt  # SIGTERM stops a run like Ctrl-C: workers killed, measurements saved
+
+
+def _save(out, observations, findings, metadata, environment, summary):
+    """Write the final bundle; a place that cannot take it is one line (the checkpoint stays)."""
+    try:
+        return bundle.write(out, observations, findings, metadata, environment, summary)
+    except OSError as exc:
+        raise AuditError(f"cannot save the results bundle in {out}: {exc.strerror or exc} (its "
+                         "last checkpoint, if any, is still there)") from None
+
+
+@contextlib.contextmanager
+def signals_deferred(signals=(signal.SIGINT, signal.SIGTERM)):
+    """Hold SIGINT and SIGTERM while the block saves; deliver them once it is done.
+
+    The first Ctrl-C stops the measuring; the final save must then not be torn by a second one
+    (or by a SIGTERM from a CI runner that lost patience): the signal waits for the save, then
+    stops the command as it would have.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending = []
+    previous = {number: signal.signal(number, lambda number, frame: pending.append(number))
+                for number in signals}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if pending:
+            os.kill(os.getpid(), pending[0])
 
 
 def main(argv=None):
@@ -407,12 +438,12 @@ def main(argv=None):
         click.echo(f"audit: error: {exc.format_message()}", err=True)
         sys.exit(ExitCode.USAGE)
     except AuditError as exc:
-        click.echo(f"audit: error: {exc}", err=True)
+        click.echo(f"audit: error: {files.printable(exc)}", err=True)
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug of ours: say so in one line, keep the traceback on request
         if os.environ.get("ARGMAX_AUDIT_DEBUG"):
             raise
-        click.echo(f"audit: internal error: {type(exc).__name__}: {exc} "
+        click.echo(f"audit: internal error: {type(exc).__name__}: {files.printable(exc)} "
                    "(set ARGMAX_AUDIT_DEBUG=1 for the traceback)", err=True)
         sys.exit(ExitCode.INTERNAL)
     sys.exit(ExitCode.OK)

@@ -13,14 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import files
 from .errors import UserError
+from .files import amount, npy_header, one_line, printable
 from .model import Case
 
 SUPPORTED = (".npy", ".npz", ".pt", ".pth", ".safetensors")
-#: The default memory limit when neither /proc/meminfo nor sysconf says what is available.
-FALLBACK_LIMIT = 8 * 2**30
 #: The most levels of dicts and lists a .pt file may nest its tensors in.
 MAX_DEPTH = 64
+#: The most dicts, lists and tuples a .pt file's tensors are read through.
+MAX_CONTAINERS = 100_000
 #: The largest safetensors header read (the format's own reader refuses larger ones too).
 MAX_SAFETENSORS_HEADER = 100_000_000
 
@@ -92,16 +94,20 @@ class Budget:
 
     def describe(self):
         text = f"the {amount(self.limit)} memory limit"
-        return text + " (half the memory available now)" if self.default else text
+        return text + f" ({files.memory_limit().why})" if self.default else text
 
     def check_decoded(self, source, nbytes, what="its arrays take"):
         """Refuse `source` when its arrays, decoded, take more than the limit."""
         if nbytes > self.limit:
             raise source.error(f"{what} {amount(nbytes)}, more than {self.describe()}")
 
-    def reserve_float32(self, source, key, count):
-        """Reserve the float32 copy of `count` values, refusing it past the limit."""
-        need = 4 * int(count)
+    def reserve_float32(self, source, key, shape):
+        """Reserve the float32 copy of an array of `shape`, refusing it past the limit, and
+        refusing a shape whose answers or reductions would not fit (even where it is empty)."""
+        problem = files.shape_problem(shape, self.limit, self.describe())
+        if problem:
+            raise source.error(problem, key)
+        need = 4 * math.prod(shape)
         if self.reserved + need > self.limit:
             before = f" ({amount(self.reserved + need)} with the inputs before it)" \
                 if self.reserved else ""
@@ -111,31 +117,8 @@ class Budget:
 
 
 def default_limit():
-    """Return half the memory available now: /proc/meminfo, else sysconf, else 8 GiB."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024 // 2
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
-    except (AttributeError, OSError, ValueError):
-        return FALLBACK_LIMIT
-
-
-def amount(nbytes):
-    """Return `nbytes` in words: '1.5 GiB', '12.0 MiB', '3.0 KiB' or '100 bytes'."""
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if nbytes >= size:
-            return f"{nbytes / size:.1f} {unit}"
-    return f"{nbytes} bytes"
-
-
-def printable(text):
-    """Return `text` with unprintable characters escaped, so that it stays on one line."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    """Return half the memory available now (or ARGMAX_AUDIT_MEMORY_LIMIT), in bytes."""
+    return files.memory_limit().bytes
 
 
 def short_names(paths):
@@ -171,12 +154,8 @@ def read_file(source, budget):
     if reader is None:
         raise source.error(f"unknown file type {printable(extension) or '(no extension)'!r}; "
                            f"--input reads {', '.join(SUPPORTED)}")
-    try:
-        size = os.path.getsize(source.path)
-        with open(source.path, "rb"):
-            pass
-    except OSError as exc:
-        raise source.error(f"cannot read it: {exc.strerror or exc}") from None
+    with files.open_regular(source.path, "--input") as handle:  # no FIFO, device or folder
+        size = os.fstat(handle.fileno()).st_size
     found = False
     for item in reader(source, budget, size):
         found = True
@@ -249,20 +228,6 @@ def count_rounded(values, floats):
 # --- .npy and .npz ---------------------------------------------------------------------------
 
 
-def npy_header(handle):
-    """Return (shape, dtype) from the .npy header at `handle`, which is left at the data."""
-    version = np.lib.format.read_magic(handle)
-    if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
-    elif version in ((2, 0), (3, 0)):  # 3.0 only differs in utf-8 field names
-        shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
-    else:
-        raise ValueError(f"unknown .npy format version {version}")
-    if any(size < 0 for size in shape):
-        raise ValueError(f"shape {shape} has a negative size")
-    return shape, dtype
-
-
 def array_bytes(shape, dtype):
     return math.prod(shape) * dtype.itemsize
 
@@ -278,7 +243,7 @@ def read_npy(source, budget, size):
             raise source.error(f"is truncated: its header says {nbytes} bytes of data, "
                                f"the file holds {size - offset}")
         budget.check_decoded(source, nbytes)
-        budget.reserve_float32(source, None, math.prod(shape))
+        budget.reserve_float32(source, None, shape)
         handle.seek(0)
         with translated(source, ".npy"):
             yield None, np.lib.format.read_array(handle, allow_pickle=False), dtype.name
@@ -291,7 +256,7 @@ def read_npz(source, budget, size):
                    for info in archive.infolist() if not info.is_dir()]
         budget.check_decoded(source, sum(array_bytes(s, d) for _, _, s, d in members))
         for _, key, shape, _ in members:
-            budget.reserve_float32(source, key, math.prod(shape))
+            budget.reserve_float32(source, key, shape)
         for info, key, _, dtype in members:
             with archive.open(info) as stream:
                 yield key, np.lib.format.read_array(stream, allow_pickle=False), dtype.name
@@ -324,14 +289,6 @@ def translated(source, kind):
         raise source.error(f"not a valid {kind} file: {one_line(exc)}") from None
 
 
-def one_line(error):
-    """Return the first line of `error` (an exception or text; else its type), printable."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
-    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    return printable(text if len(text) <= 200 else text[:197] + "...")
-
-
 # --- .safetensors ----------------------------------------------------------------------------
 
 
@@ -355,7 +312,7 @@ def read_safetensors(source, budget, size):
                 check_numeric(source, tensor.key, np.dtype(bool))
         budget.check_decoded(source, sum(t.end - t.begin for t in tensors))
         for tensor in tensors:
-            budget.reserve_float32(source, tensor.key, math.prod(tensor.shape))
+            budget.reserve_float32(source, tensor.key, tensor.shape)
         for tensor in tensors:
             handle.seek(start + tensor.begin)
             data = handle.read(tensor.end - tensor.begin)
@@ -461,6 +418,7 @@ def safetensors_values(tensor, data):
 def read_torch(source, budget, size):
     """Yield every tensor of a .pt/.pth file, loaded with `weights_only=True` (no code runs)."""
     budget.check_decoded(source, size, what="the file takes")
+    budget.check_decoded(source, torch_inflated(source), what="its zip members inflate to")
     torch = import_torch(source)
     try:
         with warnings.catch_warnings():  # deprecation notes about the file's storage format
@@ -469,8 +427,23 @@ def read_torch(source, budget, size):
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad or unsafe file
         raise source.error(torch_refusal(exc)) from None
     for key, tensor in tensors_in(source, loaded, (torch.Tensor, np.ndarray)):
-        budget.reserve_float32(source, key, math.prod(tensor.shape))
+        budget.reserve_float32(source, key, tuple(tensor.shape))
         yield (key, *tensor_values(source, key, tensor))
+
+
+def torch_inflated(source):
+    """Return the bytes the members of a zip-format .pt file declare, inflated (torch.load
+    allocates that much before checking anything); 0 for the legacy format, which is no zip."""
+    with open(source.path, "rb") as handle, translated(source, ".pt (zip)"):
+        if not zipfile.is_zipfile(handle):
+            return 0
+        handle.seek(0)
+        end = zipfile._EndRecData(handle)
+        if end and end[zipfile._ECD_ENTRIES_TOTAL] > files.MAX_MEMBERS:
+            raise source.error(f"lists {end[zipfile._ECD_ENTRIES_TOTAL]:,} zip members, more "
+                               f"than the {files.MAX_MEMBERS:,} an archive may hold")
+        with zipfile.ZipFile(handle) as archive:
+            return sum(info.file_size for info in archive.infolist())
 
 
 def import_torch(source):
@@ -493,25 +466,34 @@ def torch_refusal(exc):
     return f"not a file torch.load(weights_only=True) can read ({type(exc).__name__}: {reason})"
 
 
-def tensors_in(source, value, tensor_types, path=(), seen=None):
+def tensors_in(source, value, tensor_types, path=(), state=None):
     """Yield (key, tensor) for every tensor in `value`: a tensor, or dicts/lists/tuples of them.
 
-    Keys join the dict keys and list positions on the way with '.'. A container met twice (a
-    cycle, or sharing that could multiply the tensors without end) is refused.
+    Keys join the dict keys and list positions on the way with '.'. A container inside itself (a
+    cycle) or nested too deep is refused; containers met more than once (CPython shares `()`, a
+    dict may name one list twice) are read each time, up to MAX_CONTAINERS in all, so sharing
+    cannot multiply the work without end.
     """
-    key, seen = (".".join(path) if path else None), set() if seen is None else seen
+    key = ".".join(path) if path else None
+    state = {"open": set(), "visits": 0} if state is None else state
     if isinstance(value, tensor_types):
         yield key, value
         return
     if not isinstance(value, (dict, list, tuple)):
         raise source.error(f"holds a value of type {type(value).__name__}, not a tensor", key)
-    if id(value) in seen or len(path) > MAX_DEPTH:
-        raise source.error("holds a container twice or nested too deep; save plain tensors or "
-                           "a dict of them", key)
-    seen.add(id(value))
+    if id(value) in state["open"] or len(path) > MAX_DEPTH:
+        raise source.error("holds a container inside itself or nested too deep; save plain "
+                           "tensors or a dict of them", key)
+    state["visits"] += 1
+    if state["visits"] > MAX_CONTAINERS:
+        raise source.error(f"holds more than {MAX_CONTAINERS:,} containers (counting each "
+                           "shared one every time it is met); save plain tensors or a dict of "
+                           "them", key)
+    state["open"].add(id(value))
     items = value.items() if isinstance(value, dict) else enumerate(value)
     for name, item in items:
-        yield from tensors_in(source, item, tensor_types, (*path, str(name)), seen)
+        yield from tensors_in(source, item, tensor_types, (*path, str(name)), state)
+    state["open"].discard(id(value))
 
 
 def tensor_values(source, key, tensor):

@@ -22,10 +22,14 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
+from . import files
 from .errors import UserError
+from .files import printable
 from .model import KINDS, LOW_PRECISION, SEVERITIES, severity_rank
 
 KEYS = {"fail-on", "severity", "allow", "thresholds"}
+#: The largest policy file read (a pyproject.toml with much else in it is far smaller).
+MAX_BYTES = files.Limit(16 * 2**20, "the largest policy file read")
 
 
 @dataclass
@@ -76,7 +80,7 @@ def _matches(rule, finding):
 def find(explicit=None, folder="."):
     """Return the policy from `explicit` (a path), else audit.toml, else pyproject.toml."""
     if explicit:
-        if not os.path.isfile(explicit):
+        if not os.path.lexists(explicit):
             raise UserError(f"--config {explicit} does not exist")
         policy = load(explicit)
         if policy is None:
@@ -93,15 +97,20 @@ def find(explicit=None, folder="."):
 
 def load(path):
     """Parse the policy in `path`; raise UserError with the place and the fix when it is wrong."""
+    data = files.read_bytes(path, "policy file", MAX_BYTES)
     try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+        data = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {files.one_line(exc)}") from None
+    except RecursionError:
+        raise UserError(f"{path}: not a policy: its tables or arrays nest too deep") from None
     if os.path.basename(path) == "pyproject.toml":
-        data = data.get("tool", {}).get("argmax-audit")
+        data = data.get("tool", {})
+        if not isinstance(data, dict):
+            raise UserError(f"{path}: tool must be a table, got {type(data).__name__}")
+        data = data.get("argmax-audit")
         if data is None:
             return None
     return parse(data, path)
@@ -110,7 +119,7 @@ def load(path):
 def _expect(value, kind, where):
     if not isinstance(value, kind):
         name = {dict: "a table", list: "an array of tables", str: "a string"}[kind]
-        raise UserError(f"{where} must be {name}, got {type(value).__name__} {value!r}")
+        raise UserError(f"{where} must be {name}, got {type(value).__name__} {_shown(value)}")
     return value
 
 
@@ -122,8 +131,9 @@ def parse(data, path):
         raise UserError(f"{where}: unknown key {sorted(unknown)[0]!r}; known keys: {', '.join(sorted(KEYS))}")
     policy = Policy(source=path)
     if "fail-on" in data:
-        if data["fail-on"] not in ("warning", "error"):
-            raise UserError(f"{where}: fail-on must be warning or error, got {data['fail-on']!r}")
+        if not isinstance(data["fail-on"], str) or data["fail-on"] not in ("warning", "error"):
+            raise UserError(f"{where}: fail-on must be warning or error, got "
+                            f"{_shown(data['fail-on'])}")
         policy.fail_on = data["fail-on"]
     for kind, level in _expect(data.get("severity", {}), dict, f"{where}: severity").items():
         if kind not in KINDS:
@@ -136,17 +146,23 @@ def parse(data, path):
         raise UserError(f"{where}: unknown threshold {key!r}; known: max_flip_rate")
     rates = _expect(thresholds.get("max_flip_rate", {}), dict, f"{where}: max_flip_rate")
     for dtype, rate in rates.items():
-        if dtype not in LOW_PRECISION or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+        if dtype not in LOW_PRECISION or type(rate) not in (int, float) or not 0 <= rate <= 1:
             raise UserError(f"{where}: max_flip_rate wants {{float16 = 0.01, bfloat16 = 0.05}} "
-                            f"with rates in 0..1, got {dtype} = {rate!r}")
+                            f"with rates in 0..1, got {printable(dtype)} = {_shown(rate)}")
         policy.max_flip_rate[dtype] = float(rate)
     return policy
 
 
 def _severity(level, where):
-    if level not in SEVERITIES:
-        raise UserError(f"{where} must be one of {', '.join(SEVERITIES)}, got {level!r}")
+    if not isinstance(level, str) or level not in SEVERITIES:
+        raise UserError(f"{where} must be one of {', '.join(SEVERITIES)}, got {_shown(level)}")
     return level
+
+
+def _shown(value, width=60):
+    """Return `value` as the error shows it: its repr, on one line, cut to `width` characters."""
+    text = printable(repr(value))
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _rule(rule, where):
@@ -155,8 +171,9 @@ def _rule(rule, where):
     unknown = set(rule) - {"kind", "target", "case", "reason"}
     if unknown:
         raise UserError(f"{where}: unknown key {sorted(unknown)[0]!r}; keys: kind, target, case, reason")
-    if rule.get("kind") not in KINDS:
-        raise UserError(f"{where}: kind must be one of {', '.join(KINDS)}, got {rule.get('kind')!r}")
+    if not isinstance(rule.get("kind"), str) or rule["kind"] not in KINDS:
+        raise UserError(f"{where}: kind must be one of {', '.join(KINDS)}, got "
+                        f"{_shown(rule.get('kind'))}")
     for key in ("target", "case", "reason"):
         if key in rule:
             _expect(rule[key], str, f"{where}: {key}")

@@ -50,11 +50,11 @@ def _rewrite(path, change):
 
 @pytest.mark.parametrize("damage, words", [
     ("newer", "newer than this argmax-audit reads"),
-    ("truncated", "is not a baseline file"),
+    ("truncated", "is unreadable or truncated"),
     ("no-document", "is not an argmax-audit baseline"),
-    ("not-npz", "is not a baseline file"),
+    ("not-npz", "is unreadable or truncated: BadZipFile"),
     ("missing", "does not exist"),
-    ("pickled", "is not a baseline file"),
+    ("pickled", "holds dtype object"),
 ])
 def test_a_bad_baseline_is_refused_in_one_line(tmp_path, damage, words):
     path = str(tmp_path / "base.npz")

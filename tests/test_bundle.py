@@ -178,11 +178,11 @@ def test_non_finite_evidence_is_spelled_as_text(tmp_path):
     bundle.prepare(path)
     observations = synthetic_observations(path)
     finding = Finding(check="reference", kind="nan_policy", message="m", targets=[GOOD.id],
-                      case="nan-rows", evidence={"values": [float("nan"), float("inf"),
-                                                            -float("inf"), 1.5]})
+                      case="nan-rows", evidence={"values": [[0, float("nan")], [1, float("inf")],
+                                                            [2, -float("inf")], [3, 1.5]]})
     bundle.write(path, observations, [finding])
     _, (back,), _ = bundle.read(path)
-    assert back.evidence["values"] == ["NaN", "+inf", "-inf", 1.5]
+    assert back.evidence["values"] == [[0, "NaN"], [1, "+inf"], [2, "-inf"], [3, 1.5]]
 
 
 # -- refusals: BundleError, a UserError (exit 2) with a one-line message ----------------------------

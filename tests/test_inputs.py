@@ -212,7 +212,7 @@ def test_ids_stay_unique_and_on_one_line(tmp_path):
 def test_missing_file_directory_and_unknown_extension_are_refused(tmp_path):
     assert "cannot read it: No such file or directory" in refused(tmp_path / "gone.npy")
     (tmp_path / "folder.npz").mkdir()
-    assert "cannot read it" in refused(tmp_path / "folder.npz")
+    assert "is a folder, not a regular file" in refused(tmp_path / "folder.npz")
     (tmp_path / "scores.csv").write_text("1,2,3\n")
     message = refused(tmp_path / "scores.csv")
     assert "unknown file type '.csv'" in message
@@ -324,7 +324,7 @@ def test_pt_with_bool_complex_or_a_cycle_is_refused(tmp_path):
     loop = [torch.zeros(1)]
     loop.append(loop)
     torch.save(loop, tmp_path / "loop.pt")
-    assert "holds a container twice" in refused(tmp_path / "loop.pt")
+    assert "holds a container inside itself" in refused(tmp_path / "loop.pt")
 
 
 def test_corrupt_pt_is_refused(tmp_path):
