@@ -60,6 +60,10 @@ class Limit:
     def __str__(self):
         return f"{amount(self.bytes)} ({self.why})"
 
+    def words(self):
+        """Name the limit as a memory limit: 'the 11.2 GiB memory limit (half the memory ...)'."""
+        return f"the {amount(self.bytes)} memory limit ({self.why})"
+
     def part(self, divisor, what):
         return Limit(self.bytes // divisor, f"1/{divisor} of {self.why}, for {what}")
 
@@ -225,7 +229,7 @@ def read_npz(path, what, kinds="biuf", text_members=(), limit=None, error=Bundle
                 total = sum(info.file_size for info in infos)
                 if total > limit.bytes:
                     raise error(f"{what} {printable(path)} inflates to {amount(total)}, more than "
-                                f"the {limit} memory limit")
+                                f"{limit.words()}")
                 headers = [_member(archive, info, what, path, kinds, text_members, limit, error)
                            for info in infos]
                 arrays = {}
@@ -251,7 +255,7 @@ def _member(archive, info, what, path, kinds, text_members, limit, error):
     allowed = kinds + ("U" if name in text_members else "")
     if dtype.kind not in allowed or dtype.fields is not None or dtype.hasobject:
         raise error(f"{where} holds dtype {dtype}, not one of the kinds {allowed!r} it must hold")
-    problem = shape_problem(shape, limit.bytes, f"the {limit} memory limit")
+    problem = shape_problem(shape, limit.bytes, limit.words())
     if problem:
         raise error(f"{where}: {problem}")
     nbytes = math.prod(shape) * dtype.itemsize
