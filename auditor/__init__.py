@@ -19,3 +19,17 @@ def _source_root():
 # from a checkout (`python -m auditor` in its root, with no install), find them the same way.
 if _source_root():
     __path__.append(_source_root())
+
+__all__ = ["audit", "Result", "AuditFailed", "__version__"]
+
+
+def __getattr__(name):
+    """`from auditor import audit` (and Result, AuditFailed), imported on first use: `import
+    auditor` stays light for the worker processes."""
+    if name in ("audit", "Result"):
+        from . import api
+        return getattr(api, name)
+    if name == "AuditFailed":
+        from .errors import AuditFailed
+        return AuditFailed
+    raise AttributeError(f"module 'auditor' has no attribute {name!r}")

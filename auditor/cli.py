@@ -1,26 +1,17 @@
 """The `audit` command line (Click). User mistakes become one line and exit 2."""
-import contextlib
 import json
 import os
-import signal
 import sys
-import threading
-import time
 
 import click
 
-from . import __version__, baseline, bundle, envs, files, options, policy
-from .cases import build_suite, select
+from . import __version__, baseline, bundle, files, options, policy
+from .api import baseline_facts, check_options, run_audit, save
 from .checks import regression, run_checks
-from .checks.regression import same_case
 from .envcmd import env
-from .environment import inventory
 from .errors import AuditError, ExitCode, UserError
-from .inputs import load_inputs
-from .model import DTYPES, FRAMEWORKS, SEVERITIES, Observations
-from .progress import Progress
+from .model import SEVERITIES
 from .reports import html, junit, markdown, terminal
-from .runner import Interpreter, Plan, Runner
 from .summary import summarize
 
 #: The HTML report's name inside a results bundle.
@@ -77,114 +68,27 @@ def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns,
     dtype it supports, plus each --impl, in this Python and in each --env and --python. The
     summary and the findings go to stdout, progress to stderr; the results bundle goes to --out.
     """
-    rules = policy.find(config)
-    interpreters = _interpreters(env_names, python_paths, no_local)
-    previous = baseline.load(baseline_path) if baseline_path else None
-    cases = _cases(suite, seed, case_patterns, previous, input_files, input_dim)
-    fail_on = fail_on or rules.fail_on or "error"
-    plan = Plan(
-        frameworks=frameworks or list(FRAMEWORKS), explicit_frameworks=bool(frameworks),
-        devices=devices, dtypes=dtypes or list(DTYPES),
-        impls=[options.parse_impl(text) for text in impls],
-        cases=cases, repeats=repeats, processes=processes, timeout=timeout, jobs=jobs,
-        startup_timeout=startup_timeout, variants=variants or ["eager"], ops=ops or ["argmax"],
-        interpreters=interpreters, local=not no_local,
-    )
-    created = bundle.prepare(out)
-    metadata = {"command": ["audit", *sys.argv[1:]], "suite": suite, "seed": seed,
-                "cases": list(case_patterns), "repeats": repeats, "processes": processes,
-                "timeout": timeout, "startup_timeout": startup_timeout, "fail_on": fail_on, "policy": rules.source,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "complete": False}
-    if previous:
-        metadata["baseline"] = _baseline_facts(baseline_path, previous[2])
-    try:
-        observations, runner, environment, interrupted = _measure(plan, out, metadata, quiet)
-    except (AuditError, click.ClickException):
-        bundle.discard(out, created)  # refused before anything was measured: leave no trace
-        raise
-    findings = rules.apply(run_checks(observations, _check_options(rules, observations, environment,
-                                                                   previous)))
-    metadata.update(complete=not interrupted, seconds=round(runner.record.seconds, 3),
-                    skipped=runner.record.skipped, policy_unused=rules.unused(findings))
-    summary = summarize(observations, findings, fail_on, previous[0] if previous else None)
-    summary["complete"] = not interrupted
-    with signals_deferred():  # a second Ctrl-C or SIGTERM waits for the save, not tears it
-        document = _save(out, observations, findings, metadata, environment, summary)
-        if save_baseline:
-            baseline.save(save_baseline, observations, findings, metadata, environment, summary)
-        _report(document, os.path.join(out, REPORT), junit, summary_md, json_file)
+    def reports(document, folder):  # written while a second Ctrl-C still waits
+        _report(document, os.path.join(folder, REPORT), junit, summary_md, json_file)
+
+    result, interrupted = run_audit(
+        impls=impls, frameworks=frameworks, devices=devices, dtypes=dtypes, variants=variants,
+        ops=ops, suite=suite, cases=case_patterns, seed=seed, repeats=repeats,
+        processes=processes, timeout=timeout, startup_timeout=startup_timeout, jobs=jobs,
+        inputs=input_files, input_dim=input_dim, baseline=baseline_path,
+        save_baseline=save_baseline, out=out, fail_on=fail_on, config=config, envs=env_names,
+        pythons=python_paths, local=not no_local, progress=not quiet and sys.stderr.isatty(),
+        command=["audit", *sys.argv[1:]], after_save=reports)
     _echo(f"results bundle: {os.path.join(out, bundle.RESULTS)}", err=json_file == "-")
     if save_baseline:
         _echo(f"baseline: {save_baseline}", err=json_file == "-")
     if interrupted:
         raise AuditError("interrupted: the findings above cover only what was measured before the "
                          f"stop; the bundle in {out} keeps it")
-    sys.exit(ExitCode.FINDINGS if document["summary"]["verdict"] == "fail" else ExitCode.OK)
+    sys.exit(ExitCode.FINDINGS if result.verdict == "fail" else ExitCode.OK)
 
 
 cli.add_command(env)
-
-
-def _interpreters(env_names, python_paths, no_local):
-    """Return the Interpreters of --env and --python, each checked and probed, labelled uniquely."""
-    if no_local and not (env_names or python_paths):
-        raise UserError("--no-local leaves nothing to audit: add --env NAME or --python PATH")
-    found, labels = [], set()
-    for label, path in [*((n, envs.resolve(n)) for n in env_names),
-                        *((_python_label(p), p) for p in python_paths)]:
-        probe = envs.check_python(path)
-        while label in labels or label == "local":
-            label += "+"
-        labels.add(label)
-        found.append(Interpreter(label, probe.get("path", path), probe))
-    return found
-
-
-def _python_label(path):
-    """Name `--python PATH` in target ids: its environment folder (…/NAME/bin/python), or the
-    interpreter's own name."""
-    parts = os.path.abspath(path).split(os.sep)
-    label = parts[-3] if len(parts) >= 3 and parts[-2] in ("bin", "Scripts") else parts[-1]
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in label) or "python"
-
-
-def _cases(suite, seed, patterns, previous, input_files=(), input_dim=-1):
-    """Return the cases to run: the baseline's exact cases or the built-in suite's, and the
-    user's --input arrays (one already in the baseline with the same values is run once)."""
-    if previous:
-        cases, where = list(previous[0].cases.values()), "the baseline"
-    else:
-        cases, where = build_suite(suite, seed), f"the {suite} suite"
-    known = {case.id: case for case in cases}
-    for case in load_inputs(input_files, dim=input_dim) if input_files else []:
-        if case.id not in known:
-            cases.append(case)
-        elif not same_case(case, known[case.id]):
-            raise UserError(f"--input gives case {case.id} other values than {where} holds; "
-                            "rename the file to audit it as a new case")
-    found = select(cases, options.split(patterns))
-    if not found:
-        raise UserError(f"--cases {','.join(patterns)} matches no case of {where}")
-    return found
-
-
-def _baseline_facts(path, document):
-    metadata, environment = document.get("metadata", {}), document.get("environment", {})
-    return {"path": os.path.abspath(path), "created": metadata.get("created"),
-            "host": environment.get("host"),
-            "frameworks": {name: info.get("version") for name, info in
-                           (environment.get("frameworks") or {}).items()}}
-
-
-def _check_options(rules, observations, environment, previous=None):
-    """Return the options the checks take: thresholds, and the baseline to compare with."""
-    found = {"max_flip_rate": rules.max_flip_rate}
-    if previous:
-        found.update(baseline=previous[0],
-                     versions=baseline.target_versions(observations.targets, environment),
-                     baseline_versions=baseline.target_versions(previous[0].targets,
-                                                                previous[2]["environment"]))
-    return found
 
 
 @cli.command()
@@ -206,7 +110,7 @@ def report(bundle_path, html_file, fail_on, config, junit, summary_md, json_file
     rules = policy.find(config)  # checked even where the saved verdict stands
     observations, findings, document = bundle.read(bundle_path)
     if "verdict" not in document["summary"]:  # a checkpoint: the run was killed before its end
-        found = rules.apply(run_checks(observations, _check_options(
+        found = rules.apply(run_checks(observations, check_options(
             rules, observations, document["environment"])))
         level = fail_on or document["metadata"].get("fail_on") or rules.fail_on or "error"
         document = dict(document, findings=bundle._clean([f.to_json() for f in found]),
@@ -245,8 +149,8 @@ def compare(old_path, new_path, html_file, fail_on, config, junit, summary_md, j
     rules = policy.find(config)
     old, new = baseline.load(old_path), baseline.load(new_path)
     observations, _, document = new
-    check_options = _check_options(rules, observations, document["environment"], old)
-    found = rules.apply(regression.check(observations, check_options))
+    found = rules.apply(regression.check(observations, check_options(
+        rules, observations, document["environment"], old)))
     fail_on = fail_on or rules.fail_on or "error"
     paired, compared, unmatched = regression.compared_pairs(observations, old[0])
     metadata = dict(document["metadata"], command=["audit", *sys.argv[1:]], fail_on=fail_on,
@@ -254,7 +158,7 @@ def compare(old_path, new_path, html_file, fail_on, config, junit, summary_md, j
                     compare={"old": os.path.abspath(old_path), "new": os.path.abspath(new_path),
                              "targets_paired": paired, "compared": compared,
                              "cases_not_in_old": unmatched},
-                    baseline=_baseline_facts(old_path, old[2]))
+                    baseline=baseline_facts(old_path, old[2]))
     if not paired:
         raise UserError(f"no target of {new_path} has a target of the same framework, device, "
                         f"dtype and variant in {old_path}; nothing to compare")
@@ -299,7 +203,7 @@ def merge(bundle_paths, out, fail_on, config, junit, summary_md, json_file):
     created = bundle.prepare(out)
     observations.bundle_path = os.path.abspath(out)
     try:
-        findings = rules.apply(run_checks(observations, _check_options(rules, observations,
+        findings = rules.apply(run_checks(observations, check_options(rules, observations,
                                                                        environment)))
     except BaseException:
         bundle.discard(out, created)
@@ -308,7 +212,7 @@ def merge(bundle_paths, out, fail_on, config, junit, summary_md, json_file):
                     policy_unused=rules.unused(findings))
     summary = summarize(observations, findings, fail_on)
     summary["complete"] = metadata["complete"]
-    document = _save(out, observations, findings, metadata, environment, summary)
+    document = save(out, observations, findings, metadata, environment, summary)
     _report(document, os.path.join(out, REPORT), junit, summary_md, json_file)
     _echo(f"merged bundle: {os.path.join(out, bundle.RESULTS)}", err=json_file == "-")
     _exit(document, "one of the merged bundles holds")
@@ -355,69 +259,6 @@ def _echo(text, err=False):
 
 def _write(path, text, what):
     files.write_text(path, text, what)  # a link at `path` is replaced, never written through
-
-
-def _measure(plan, out, metadata, quiet):
-    """Run `plan`, checkpointing into `out`; return (observations, runner, environment, interrupted).
-
-    Ctrl-C and SIGTERM stop the workers and keep what was measured (saved at once, then checked).
-    """
-    observations = Observations(cases={c.id: c for c in plan.cases},
-                                bundle_path=os.path.abspath(out))
-    progress = Progress(len(plan.cases) * plan.processes, enabled=not quiet and sys.stderr.isatty())
-    runner = Runner(plan, observations, progress.update)
-    first = runner.start()
-    progress.total *= len(runner.targets)
-    environment = inventory(runner.record.frameworks, runner.record.unavailable, runner.record.envs)
-    runner.checkpoint = bundle.Checkpointer(out, observations, metadata, environment)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    interrupted = False
-    try:
-        runner.run(first)
-    except KeyboardInterrupt:
-        interrupted = True
-        with signals_deferred(), runner.lock:
-            runner.checkpoint(force=True)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        progress.close()
-    return observations, runner, environment, interrupted
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM stops a run like Ctrl-C: workers killed, measurements saved
-
-
-def _save(out, observations, findings, metadata, environment, summary):
-    """Write the final bundle; a place that cannot take it is one line (the checkpoint stays)."""
-    try:
-        return bundle.write(out, observations, findings, metadata, environment, summary)
-    except OSError as exc:
-        raise AuditError(f"cannot save the results bundle in {out}: {exc.strerror or exc} (its "
-                         "last checkpoint, if any, is still there)") from None
-
-
-@contextlib.contextmanager
-def signals_deferred(signals=(signal.SIGINT, signal.SIGTERM)):
-    """Hold SIGINT and SIGTERM while the block saves; deliver them once it is done.
-
-    The first Ctrl-C stops the measuring; the final save must then not be torn by a second one
-    (or by a SIGTERM from a CI runner that lost patience): the signal waits for the save, then
-    stops the command as it would have.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending = []
-    previous = {number: signal.signal(number, lambda number, frame: pending.append(number))
-                for number in signals}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-        if pending:
-            os.kill(os.getpid(), pending[0])
 
 
 def main(argv=None):

@@ -29,5 +29,14 @@ class BundleError(UserError):
     """A results bundle is missing, truncated, or of a format this version cannot read."""
 
 
-class AuditFailed(AuditError):
+class CouldNotRun(AuditError):
     """The audit could not run (no framework could start, the output could not be written)."""
+
+
+class AuditFailed(AssertionError):
+    """Findings at or above a level that the policy does not allow (`Result.raise_for_findings`):
+    the message holds the worst findings' sentences and a reproducer; `.result` the Result."""
+
+    def __init__(self, message, result=None):
+        super().__init__(message)
+        self.result = result

@@ -68,6 +68,35 @@ def load_inputs(paths, dim=-1, limit_bytes=None):
     return unique_ids(cases)
 
 
+def array_cases(arrays, dim=-1, limit_bytes=None):
+    """Return one `Case` per array given in memory (numpy, torch, jax: what np.asarray takes),
+    ids `user:array0`, `user:array1`, ...; checked and converted as files are."""
+    budget = Budget(default_limit() if limit_bytes is None else limit_bytes, limit_bytes is None)
+    cases = []
+    for i, value in enumerate(arrays):
+        source = Source(f"inputs[{i}]", f"array{i}")
+        values, dtype_name = in_memory(source, value)
+        budget.reserve_float32(source, None, tuple(values.shape))
+        cases.append(make_case(source, None, values, dtype_name, dim))
+    return unique_ids(cases)
+
+
+def in_memory(source, value):
+    """Return (a numpy array of `value`, its dtype name); narrow floats of torch and ml_dtypes
+    (bfloat16, float8) widened exactly."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return tensor_values(source, None, value.cpu())
+    try:
+        values = np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - whatever np.asarray refuses, said in one line
+        raise source.error(f"is no array: {one_line(exc)}") from None
+    name = values.dtype.name
+    if values.dtype.kind == "V" and name in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):
+        return values.astype(np.float32), name
+    return values, name
+
+
 @dataclass
 class Source:
     """One input file: the path as the user gave it and the name its case ids use."""
@@ -77,7 +106,7 @@ class Source:
 
     def where(self, key=None):
         """Name the file (and array `key` in it) for an error message."""
-        text = f"--input {printable(self.path)}"
+        text = self.path if self.path.startswith("inputs[") else f"--input {printable(self.path)}"
         return text if key is None else f"{text}, array {printable(key)!r}"
 
     def error(self, problem, key=None):

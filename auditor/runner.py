@@ -16,7 +16,7 @@ import numpy as np
 
 from . import ops as op_table
 from . import variants as variant_table
-from .errors import AuditFailed, UserError
+from .errors import CouldNotRun, UserError
 from .model import Outcome, Target
 from .worker.protocol import read_array
 from .workers import WorkerGone, WorkerProcess, cases_message
@@ -222,7 +222,7 @@ class Runner:
                 raise UserError("nothing to audit: " + "; ".join(self.record.skipped))
             reasons = "; ".join(f"{fw}: {why}" for fw, why in {
                 **self.record.unavailable, **self.observations.startup_errors}.items())
-            raise AuditFailed("no target could run" + (f" ({reasons})" if reasons else ""))
+            raise CouldNotRun("no target could run" + (f" ({reasons})" if reasons else ""))
         return first
 
     def _interpreter_groups(self, interpreter):

@@ -221,7 +221,7 @@ def test_xml_and_html_hold_control_characters_safely(audit, tmp_path):
 
 
 def test_a_second_signal_waits_for_the_save(tmp_path):
-    from auditor.cli import signals_deferred
+    from auditor.api import signals_deferred
 
     observations, findings, document = bundle.read(hostile.CLEAN)
     received = []
