@@ -69,7 +69,7 @@ def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns,
     summary and the findings go to stdout, progress to stderr; the results bundle goes to --out.
     """
     def reports(document, folder):  # written while a second Ctrl-C still waits
-        _report(document, os.path.join(folder, REPORT), junit, summary_md, json_file)
+        _report(document, os.path.join(folder, REPORT), junit, summary_md, json_file, True)
 
     result, interrupted = run_audit(
         impls=impls, frameworks=frameworks, devices=devices, dtypes=dtypes, variants=variants,
@@ -117,7 +117,8 @@ def report(bundle_path, html_file, fail_on, config, junit, summary_md, json_file
                         summary=dict(summarize(observations, found, level), complete=False))
     elif fail_on and fail_on != document["summary"].get("fail_on"):
         _refail(document, fail_on)
-    _report(document, html_file or os.path.join(bundle_path, REPORT), junit, summary_md, json_file)
+    _report(document, html_file or os.path.join(bundle_path, REPORT), junit, summary_md, json_file,
+            in_bundle=not html_file)
     _exit(document, f"{bundle_path} holds")
 
 
@@ -213,7 +214,7 @@ def merge(bundle_paths, out, fail_on, config, junit, summary_md, json_file):
     summary = summarize(observations, findings, fail_on)
     summary["complete"] = metadata["complete"]
     document = save(out, observations, findings, metadata, environment, summary)
-    _report(document, os.path.join(out, REPORT), junit, summary_md, json_file)
+    _report(document, os.path.join(out, REPORT), junit, summary_md, json_file, True)
     _echo(f"merged bundle: {os.path.join(out, bundle.RESULTS)}", err=json_file == "-")
     _exit(document, "one of the merged bundles holds")
 
@@ -227,13 +228,15 @@ def _refail(document, fail_on):
                                verdict="fail" if failing else "pass")
 
 
-def _report(document, html_file, junit_file, summary_md, json_file):
+def _report(document, html_file, junit_file, summary_md, json_file, in_bundle=False):
     """Write the HTML report and the other files asked for, then print the summary.
 
-    Files first: a reader that stops early (`audit run | head`) must not cost them."""
+    Files first: a reader that stops early (`audit run | head`) must not cost them. `in_bundle`:
+    the HTML report goes into a bundle folder (from elsewhere, maybe), where whatever sits at its
+    name is replaced, a FIFO included; the files the user names may be streams."""
     echo_err = json_file == "-"  # stdout carries the JSON document
     if html_file:
-        _write(html_file, html.render(document), "HTML report")
+        _write(html_file, html.render(document), "HTML report", streams=not in_bundle)
     if junit_file:
         _write(junit_file, junit.render(document), "JUnit XML")
     if summary_md:
@@ -257,8 +260,8 @@ def _echo(text, err=False):
         os.dup2(devnull, (sys.stderr if err else sys.stdout).fileno())
 
 
-def _write(path, text, what):
-    files.write_text(path, text, what)  # a link at `path` is replaced, never written through
+def _write(path, text, what, streams=True):
+    files.write_text(path, text, what, streams)  # a link at `path` is replaced, not followed
 
 
 def main(argv=None):

@@ -268,16 +268,17 @@ def _member(archive, info, what, path, kinds, text_members, limit, error):
 # --- writing ---------------------------------------------------------------------------------
 
 
-def write_atomic(path, write):
+def write_atomic(path, write, streams=False):
     """Write a file at `path` through `write(binary handle)`: into a temporary file in the same
-    folder, then renamed over `path`. A link at `path` is replaced, not followed. A stream at
-    `path` (a pipe, /dev/stdout, /dev/null) is written into as it is; a folder is refused.
-    OSError where the folder cannot take the file."""
+    folder, then renamed over `path`. A link at `path` is replaced, not followed. With `streams`
+    (a path the user named), a stream at `path` (a pipe, /dev/stdout, /dev/null) is written into
+    as it is; else it is replaced too. A folder is refused. OSError where the folder cannot take
+    the file."""
     try:
         mode = os.stat(path).st_mode  # follows a link: /dev/stdout is one
     except OSError:
         mode = None
-    if mode is not None and (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
+    if streams and mode is not None and (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
         with open(os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)), "wb") as handle:
             write(handle)
         return
@@ -296,11 +297,11 @@ def write_atomic(path, write):
         raise
 
 
-def write_text(path, text, what):
+def write_text(path, text, what, streams=True):
     """Write `text` (UTF-8) to `path` with `write_atomic`; UserError in one line if it cannot."""
     data = text.encode("utf-8", "backslashreplace")
     try:
-        write_atomic(path, lambda handle: handle.write(data))
+        write_atomic(path, lambda handle: handle.write(data), streams)
     except OSError as exc:
         raise UserError(f"cannot write the {what} to {printable(path)}: "
                         f"{exc.strerror or exc}") from None

@@ -69,7 +69,8 @@ def _keep(result, out, target):
     from auditor import files
     from auditor.reports import html
 
-    files.write_text(os.path.join(out, "report.html"), html.render(result.document), "HTML report")
+    files.write_text(os.path.join(out, "report.html"), html.render(result.document), "HTML report",
+                     streams=False)
     if os.path.lexists(target):
         shutil.rmtree(target)
     shutil.copytree(out, target)

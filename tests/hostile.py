@@ -80,6 +80,12 @@ def report_link(folder):
     return ["report", "r1"]
 
 
+def report_fifo(folder):
+    """The bundle's report.html is a FIFO (writing into it would wait for a reader forever)."""
+    os.mkfifo(os.path.join(folder, "r1", "report.html"))
+    return ["report", "r1"]
+
+
 def ci_file_links(folder):
     """The bundle's report.html and the CI files asked for are links to a file outside."""
     for name in ("r1/report.html", "j.xml", "s.md", "d.json"):
@@ -345,8 +351,8 @@ BOMBS = {
     "pt-zip-bomb": (pt_zip_bomb, "its zip members inflate to 96.0 MiB"),
     "npz-bomb-in-bundle": (npz_bomb_in_bundle, "inflates to 96."),
 }
-#: Links that must be replaced, not written through; the command itself succeeds.
-LINKS = {"report-link": report_link, "ci-file-links": ci_file_links,
+#: Links (and a FIFO) that must be replaced, not written through; the command itself succeeds.
+LINKS = {"report-link": report_link, "report-fifo": report_fifo, "ci-file-links": ci_file_links,
          "merge-into-link": merge_into_link}
 
 

@@ -32,6 +32,8 @@ def snapshot(folder):
             elif stat.S_ISREG(mode):
                 with open(path, "rb") as handle:
                     found[path] = ("file", hashlib.sha256(handle.read()).hexdigest())
+            elif stat.S_ISFIFO(mode):
+                found[path] = ("fifo", None)
             else:
                 found[path] = ("other", stat.S_IFMT(mode))
     return found
@@ -86,9 +88,9 @@ def test_bombs_are_refused_before_they_are_inflated(audit, helpers, corpus, monk
 
 
 @pytest.mark.parametrize("name", sorted(hostile.LINKS))
-def test_outputs_replace_links_instead_of_writing_through_them(audit, corpus, name):
+def test_outputs_replace_links_instead_of_writing_through_them(audit, corpus, deadline, name):
     args = hostile.LINKS[name](str(corpus))
-    links = [path for path, (kind, _) in snapshot(corpus).items() if kind == "link"]
+    links = [path for path, (kind, _) in snapshot(corpus).items() if kind in ("link", "fifo")]
     result = audit(*args)
     assert result.code in (0, 1), result.err
     assert (corpus / hostile.VICTIM).read_text() == hostile.VICTIM_TEXT
