@@ -368,7 +368,7 @@ def _measure(plan, out, metadata, quiet):
     progress = Progress(len(plan.cases) * plan.processes, enabled=not quiet and sys.stderr.isatty())
     runner = Runner(plan, observations, progress.update)
     first = runner.start()
-    progress.total *= len(runner.targets)
+    progress.total = runner.planned() * plan.processes
     environment = inventory(runner.record.frameworks, runner.record.unavailable, runner.record.envs)
     runner.checkpoint = bundle.Checkpointer(out, observations, metadata, environment)
     previous = signal.signal(signal.SIGTERM, _interrupt)

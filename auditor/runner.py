@@ -18,6 +18,7 @@ from . import ops as op_table
 from . import variants as variant_table
 from .errors import AuditFailed, UserError
 from .model import Outcome, Target
+from .worker import layouts
 from .worker.protocol import read_array
 from .workers import WorkerGone, WorkerProcess, cases_message
 
@@ -38,6 +39,9 @@ DEVICE_HINTS = {
 }
 #: Times one target may kill or hang its worker before its remaining cases are skipped.
 MAX_DEATHS = 3
+#: Calls per process on a case tagged `race` (long reductions, ties across thread chunks, dim=None),
+#: as a multiple of --repeats: a race that shows in one call of twenty is then found almost surely.
+RACE_FACTOR = 8
 
 
 @dataclass
@@ -157,6 +161,7 @@ class Runner:
         self._cases_message = None
         self.described = {}  # Group -> what its first worker said about itself
         self.variants = {}  # framework -> the Variants it runs
+        self._cases_for = {}  # target id -> the ids of the cases it runs
 
     def spawn(self, group):
         """Start a worker for `group` and track it, so an interrupt can stop it."""
@@ -182,6 +187,37 @@ class Runner:
             if self._cases_message is None:
                 self._cases_message = cases_message(self.plan.cases)
             return self._cases_message
+
+    def cases_for(self, target):
+        """Return the ids of the plan's cases that `target` runs: those of its dtype's family and
+        op's sense, in a layout its framework can make (the others noted once)."""
+        if target.id not in self._cases_for:
+            group = self.targets[target.id][1]
+            limits = self.described.get(group, {}).get("layout_limits", {})
+            chosen, skipped = [], {}
+            for case in self.plan.cases:
+                if not case.applies(target.dtype, target.sense):
+                    continue
+                why = layout_limit(case, limits)
+                if why:
+                    skipped.setdefault(why, set()).add(case.layout)
+                    continue
+                chosen.append(case.id)
+            for why, names in skipped.items():
+                where = "" if group.home == "local" else f"@{group.home}"
+                self.note(f"{target.framework}{where}: cases of layout {', '.join(sorted(names))} "
+                          f"not run: {why}")
+            self._cases_for[target.id] = chosen
+        return self._cases_for[target.id]
+
+    def planned(self):
+        """Return how many (target, case) runs one process of every target makes."""
+        return sum(len(self.cases_for(target)) for target, _ in self.targets.values())
+
+    def repeats(self, case_ids):
+        """Return {case id: calls per process} for the cases of `case_ids` that get more calls."""
+        race = {c.id for c in self.plan.cases if "race" in c.tags}
+        return {cid: self.plan.repeats * RACE_FACTOR for cid in case_ids if cid in race}
 
     # -- phase 1: start one worker per group, learn its devices, load implementations
     def start(self):
@@ -213,6 +249,7 @@ class Runner:
             if problems:
                 raise problems[0]
             self._make_targets()
+            self.planned()  # each target's cases chosen (and skips noted) before threads start
         except UserError:
             _close_all(first)
             raise
@@ -446,8 +483,11 @@ class _Session:
             self.cases_sent = True
         return self.worker
 
-    def run_target(self, target, process):
-        pending = [c.id for c in self.plan.cases]
+    def run_target(self, target, process, cases=None, repeats=None):
+        """Run `target` on `cases` (default: every case it applies to) in this session's process
+        number `process`, `repeats` calls each (default: --repeats, more on race cases)."""
+        pending = list(self.runner.cases_for(target) if cases is None else cases)
+        more = self.runner.repeats(pending) if repeats is None else {c: repeats for c in pending}
         deaths = 0
         while pending:
             if target.id in self.runner.hung:
@@ -456,6 +496,7 @@ class _Session:
             try:
                 worker = self._ensure()
                 worker.send({"op": "run", "repeats": self.plan.repeats, "cases": pending,
+                             "case_repeats": {c: more[c] for c in pending if c in more},
                              "target": {"device": target.device, "dtype": target.dtype,
                                         "impl": target.impl, "op": target.op,
                                         "variant": variant_table.parse(target.variant).worker_spec()}})
@@ -540,6 +581,16 @@ def _outcomes(header, payload, process):
             "type": "MutatedInput", "where": "",
             "message": "changed its input in place (the values after the calls differ from before)"}))
     return outcomes
+
+
+def layout_limit(case, limits):
+    """Say why a framework with `limits` (its describe's layout_limits) cannot make `case`'s
+    layout, or return None where it can."""
+    if case.layout == "contiguous" or not case.values.ndim:
+        return None
+    if "views" in limits:
+        return limits["views"]
+    return next((limits[need] for need in layouts.steps_need(case.layout) if need in limits), None)
 
 
 def start_worker(worker, impls, timeout):
