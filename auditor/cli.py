@@ -369,6 +369,7 @@ def _measure(plan, out, metadata, quiet):
     runner = Runner(plan, observations, progress.update)
     first = runner.start()
     progress.total = runner.planned() * plan.processes
+    observations.cases = {c.id: c for c in runner.used_cases()}  # the cases some target runs
     environment = inventory(runner.record.frameworks, runner.record.unavailable, runner.record.envs)
     runner.checkpoint = bundle.Checkpointer(out, observations, metadata, environment)
     previous = signal.signal(signal.SIGTERM, _interrupt)

@@ -182,11 +182,17 @@ class Runner:
             self.live.discard(worker)
 
     def cases_message(self):
-        """Return the (header, payload) that sends every case to a worker, built once."""
+        """Return the (header, payload) that sends every case some target runs to a worker,
+        built once."""
         with self.lock:
             if self._cases_message is None:
-                self._cases_message = cases_message(self.plan.cases)
+                self._cases_message = cases_message(self.used_cases())
             return self._cases_message
+
+    def used_cases(self):
+        """Return the plan's cases that at least one target runs, in the plan's order."""
+        used = {cid for ids in self._cases_for.values() for cid in ids}
+        return [c for c in self.plan.cases if c.id in used]
 
     def cases_for(self, target):
         """Return the ids of the plan's cases that `target` runs: those of its dtype's family and

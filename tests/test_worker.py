@@ -6,8 +6,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from auditor.worker import protocol
-from auditor.worker import layouts
+from auditor.worker import layouts, protocol
 from auditor.worker.backends import as_indices
 
 WORKER = pathlib.Path(__file__).resolve().parents[1] / "auditor" / "worker"
