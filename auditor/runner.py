@@ -42,6 +42,9 @@ MAX_DEATHS = 3
 #: Calls per process on a case tagged `race` (long reductions, ties across thread chunks, dim=None),
 #: as a multiple of --repeats: a race that shows in one call of twenty is then found almost surely.
 RACE_FACTOR = 8
+#: Calls a fresh process makes on a (target, case) that gave two answers, so that the finding can
+#: say how often each answer comes.
+RERUN_CALLS = 200
 
 
 @dataclass
@@ -406,13 +409,9 @@ class Runner:
         try:
             running = {pool.submit(self._run_process, group, p, first.pop(group) if p == 0 else None)
                        for group, p in jobs}
-            while running:
-                done, running = concurrent.futures.wait(
-                    running, timeout=1.0, return_when=concurrent.futures.FIRST_COMPLETED)
-                for future in done:
-                    future.result()
-                with self.lock:
-                    self.checkpoint()  # it saves at most every few seconds
+            self._wait(running)
+            reruns = self._unsettled()
+            self._wait({pool.submit(self._rerun, group, items) for group, items in reruns.items()})
         except BaseException:
             self.stopping.set()
             with self.lock:
@@ -425,6 +424,40 @@ class Runner:
             for worker in first.values():
                 worker.kill()
             self.record.seconds = time.perf_counter() - started
+
+    def _wait(self, running):
+        while running:
+            done, running = concurrent.futures.wait(
+                running, timeout=1.0, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                future.result()
+            with self.lock:
+                self.checkpoint()  # it saves at most every few seconds
+
+    def _unsettled(self):
+        """Return {group: [(target, case ids)]} of the targets that gave two or more answers on a
+        case (and did not hang): each is run again to estimate how often each answer comes."""
+        found = {}
+        for (target_id, case_id), outcomes in self.observations.outcomes.items():
+            if (target_id in self.targets and target_id not in self.hung
+                    and sum(o.is_answer for o in outcomes) > 1):
+                found.setdefault(target_id, []).append(case_id)
+        reruns = {}
+        for target_id, case_ids in found.items():
+            target, group = self.targets[target_id]
+            reruns.setdefault(group, []).append((target, case_ids))
+        return reruns
+
+    def _rerun(self, group, items):
+        """Call each target of `items` RERUN_CALLS times on its cases in one fresh process,
+        numbered after the run's own processes."""
+        impls = [i for i in self.plan.impls if i.framework == group.framework]
+        session = _Session(self, group, impls, None)
+        try:
+            for target, case_ids in items:
+                session.run_target(target, self.plan.processes, case_ids, RERUN_CALLS)
+        finally:
+            session.close()
 
     def _run_process(self, group, process, worker):
         targets = [t for t, g in self.targets.values() if g == group]

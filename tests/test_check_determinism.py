@@ -72,7 +72,9 @@ def test_answers_that_differ_only_between_processes():
     assert "only between processes" in finding.message
     assert finding.positions == [[0]] and finding.count == 1
     assert finding.evidence["picks"] == [0, 1]
-    assert "2 runs (process 0)" in finding.message and "2 runs (process 1)" in finding.message
+    assert "2 of 4 calls (50.0%; process 0)" in finding.message
+    assert "2 of 4 calls (50.0%; process 1)" in finding.message
+    assert finding.evidence["calls"] == 4 and [r["share"] for r in finding.evidence["rates"]] == [0.5, 0.5]
 
 
 def test_answers_that_differ_within_one_process():
@@ -93,7 +95,8 @@ def test_raising_sometimes_is_nondeterministic():
     _, observations = _between_processes(indices([0, 1], runs=[[0, 0]]),
                                          error("RuntimeError", runs=[[0, 1]]))
     [finding] = determinism.check(observations, {})
-    assert "RuntimeError in 1 run" in finding.message and "indices in 1 run" in finding.message
+    assert "RuntimeError in 1 of 2 calls (50.0%" in finding.message
+    assert "indices in 1 of 2 calls (50.0%" in finding.message
 
 
 def test_a_dead_process_is_a_crash_not_nondeterminism():
