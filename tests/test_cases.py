@@ -155,9 +155,15 @@ def test_every_layout_is_crossed_with_every_dim_and_keepdim_on_ranks_2_3_and_4(s
     for layout in grid_layouts(4):
         assert all(any((4, layout, dim, k) in calls for k in (False, True)) for dim in grid_dims(4))
         assert {k for (n, lay, _, k) in calls if n == 4 and lay == layout} == {False, True}
+    grid = [c for c in _argmax_cases(cases) if c.id.startswith("grid")]
+    dims = [c for c in _argmax_cases(cases) if c.id.startswith("dims-")]
+    assert len(dims) == 14 and all(c.dtypes == () for c in dims)  # every dtype, in both suites
     if name == "full":
         assert all((4, lay, d, k) in calls for lay in grid_layouts(4) for d in grid_dims(4)
                    for k in (False, True))
+        assert all(c.dtypes == () for c in grid)
+    else:  # quick crosses the other layouts with dims in float32 and float64
+        assert all(c.dtypes == ("float32", "float64") for c in grid)
 
 
 def _first_in_memory(case):
