@@ -5,6 +5,7 @@ Each run is small (a few cases, float32 or a few dtypes, one or two processes); 
 processes, so they are marked slow.
 """
 import ast
+import re
 import subprocess
 import sys
 
@@ -68,3 +69,24 @@ def test_each_target_runs_the_cases_of_its_dtype_family_and_layouts_it_can_make(
     assert "jax: cases of layout transposed not run: jax arrays have no strides" in result.out
     assert {c["id"] for c in document["cases"]} == {  # the mirrors for argmin were not run
         "int-rows", "f64-near-tie", "ties-short", "grid2-transposed-0"}
+
+
+def test_reproducers_of_integer_and_layout_findings_print_what_the_audit_saw(audit, helpers):
+    int8 = helpers.impl_spec("int8_unsigned.py")
+    middle = helpers.impl_spec("middle_dim_3d.py")
+    result = audit("run", "-q", "--framework", "numpy", "--dtype", "int8,float32", "--repeats", "1",
+                   "--processes", "1", "--impl", int8, "--impl", middle,
+                   "--cases", "int-rows,grid3-permuted-201-1,grid3-window-m2,grid3-reversed-1")
+    assert result.code == 1, result.err
+    checked = 0
+    for finding in result.results["findings"]:
+        if finding["check"] != "reference":
+            continue
+        saw = re.search(r"# the audit saw (.+?)(;| \(|$)", finding["reproducer"].splitlines()[-1])
+        done = subprocess.run([sys.executable, "-c", finding["reproducer"]], capture_output=True,
+                              text=True, timeout=300, cwd=result.bundle)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == saw.group(1), finding["message"]
+        checked += 1
+    cases = {f["case"] for f in result.results["findings"] if f["check"] == "reference"}
+    assert {"int-rows", "grid3-permuted-201-1", "grid3-reversed-1"} <= cases and checked >= 3
