@@ -360,7 +360,8 @@ def measure(plan, out, metadata, progress=False):
     display = Progress(len(plan.cases) * plan.processes, enabled=progress)
     runner = Runner(plan, observations, display.update)
     first = runner.start()
-    display.total *= len(runner.targets)
+    display.total = runner.planned() * plan.processes
+    observations.cases = {c.id: c for c in runner.used_cases()}  # the cases some target runs
     environment = inventory(runner.record.frameworks, runner.record.unavailable, runner.record.envs)
     runner.checkpoint = bundle.Checkpointer(out, observations, metadata, environment)
     main = threading.current_thread() is threading.main_thread()

@@ -21,8 +21,10 @@ from .model import Case, Finding, Observations, Outcome, Target
 # 1: first format: metadata, environment, targets, cases, observations, findings, summary.
 #    Fields added since, without a version bump (a reader defaults them when absent):
 #    targets[].op ("argmax") and targets[].settings ({}); observations[].timing compile_s (0.0)
-#    and compiles (0); summary.timing compile_s and compiles; metadata.recovered (set by a
-#    reader that fell back to the checkpoint before a torn save).
+#    and compiles (0); summary.timing compile_s and compiles; cases[].sense ("": every op) and
+#    cases[].dtypes ([]: every dtype of the values' family); case arrays of float64, integers and
+#    bool beside float32; metadata.recovered (set by a reader that fell back to the checkpoint
+#    before a torn save).
 FORMAT_VERSION = 1
 WRITE_ID = "meta/write_id"
 RESULTS = "results.json"
@@ -128,7 +130,8 @@ def encode(observations, findings, metadata, environment, summary):
         "targets": [t.to_json() for t in observations.targets.values()],
         "cases": [{"id": c.id, "tags": list(c.tags), "shape": list(c.shape), "dim": c.dim,
                    "keepdim": c.keepdim, "layout": c.layout, "note": c.note,
-                   "must_raise": c.must_raise, "array": f"case/{c.id}"}
+                   "must_raise": c.must_raise, "array": f"case/{c.id}", "sense": c.sense,
+                   "dtypes": list(c.dtypes)}
                   for c in observations.cases.values()],
         "observations": records,
         "startup_errors": observations.startup_errors,
@@ -271,7 +274,8 @@ def _decode(document, arrays, path):
     for c in document["cases"]:
         observations.cases[c["id"]] = Case(c["id"], arrays[c["array"]], c["dim"], c["keepdim"],
                                            c.get("layout", "contiguous"), tuple(c.get("tags", ())),
-                                           c.get("note", ""))
+                                           c.get("note", ""), c.get("sense", ""),
+                                           tuple(c.get("dtypes", ())))
     for t in document["targets"]:
         target = Target(**{k: v for k, v in t.items() if k in schema.TARGET_FIELDS})
         observations.targets[target.id] = target

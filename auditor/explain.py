@@ -8,7 +8,11 @@ NARROW_TYPES = ("int8", "uint8", "int16", "uint16", "float16", "bfloat16", "floa
 
 
 def fmt(value):
-    """Return `value` as a short, exact-enough number for a sentence."""
+    """Return `value` as a short, exact-enough number for a sentence (integers exactly)."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
     value = float(value)
     if np.isnan(value):
         return "NaN"

@@ -8,8 +8,9 @@ import numpy as np
 
 from . import ops
 from .oracle import oriented, policies, reference_argmax, row_facts
+from .worker import layouts
 from .worker.casting import DTYPES as DTYPES  # re-exported: the one list of dtypes
-from .worker.casting import seen_values
+from .worker.casting import family, seen_values, source_family
 
 FRAMEWORKS = ("numpy", "torch", "jax")
 LOW_PRECISION = ("float16", "bfloat16")
@@ -35,7 +36,14 @@ def severity_rank(severity):
 
 @dataclass
 class Case:
-    """An input (float32 source values) and the call made on it."""
+    """An input (source values) and the call made on it.
+
+    The source values are float32, float64 (values only float64 holds), or integers (int64, or
+    uint64 past int64's range) and bool: a float case runs on the floating dtypes, an integer case
+    on the integer ones and bool (see worker/casting.py). `dtypes` narrows that to some dtypes
+    (empty: all of its family); `sense` to argmax and its twins ("max") or argmin ("min"); empty:
+    every op. The tag `race` asks for more calls: threads can race on it.
+    """
 
     id: str
     values: np.ndarray
@@ -44,6 +52,8 @@ class Case:
     layout: str = "contiguous"
     tags: tuple = ()
     note: str = ""
+    sense: str = ""
+    dtypes: tuple = ()
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
@@ -52,6 +62,7 @@ class Case:
             raise ValueError(f"case {self.id}: dim {self.dim} is out of range for {ndim} dims")
         if self.dim is not None and ndim == 0:
             raise ValueError(f"case {self.id}: a 0-d input takes dim=None")
+        layouts.check(self.layout, ndim)
         if self.layout == "broadcast" and ndim and self.values.shape[0] and not (
                 self.values == self.values[:1]).all() and not np.isnan(self.values).any():
             raise ValueError(f"case {self.id}: a broadcast layout needs equal entries along dim 0")
@@ -59,6 +70,16 @@ class Case:
     @property
     def shape(self):
         return tuple(self.values.shape)
+
+    @property
+    def family(self):
+        """"int" for integer and bool source values, "float" otherwise."""
+        return source_family(self.values)
+
+    def applies(self, dtype, sense="max"):
+        """True when this case is for targets of `dtype` whose op follows `sense`."""
+        return (family(dtype) == self.family and (not self.dtypes or dtype in self.dtypes)
+                and (not self.sense or self.sense == sense))
 
     @property
     def axis(self):

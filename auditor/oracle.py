@@ -7,6 +7,9 @@ without calling any argmax, so an argmax under audit never judges itself.
 
 argmin's rule is the mirror (the first minimum, NaN counted as the minimum, first NaN wins): it is
 the argmax rule on the negated values (`oriented`), so every function here serves both.
+
+Integer and bool values are compared in their own type (never through float64, which would merge
+int64 values past 2**53).
 """
 import numpy as np
 
@@ -15,10 +18,21 @@ def oriented(values, sense):
     """Return `values` as the rule of `sense` ("max" or "min") orders them: negated for "min".
 
     Negation keeps every equality (-0.0 == 0.0, NaN stays NaN) and reverses every order, so the
-    first maximum of the result is the first minimum of `values`.
+    first maximum of the result is the first minimum of `values`; integers are inverted bitwise.
     """
     values = np.asarray(values)
-    return values if sense == "max" else np.negative(values)
+    if sense == "max":
+        return values
+    # ~x reverses the order of every integer type without overflow (-x - 1 for signed ones,
+    # MAX - x for unsigned ones, not x for bool); negation reverses the floats.
+    return np.invert(values) if values.dtype.kind in "iub" else np.negative(values)
+
+
+def _without_nan(values, nan):
+    """Return `values` with NaN replaced by the lowest value of their type (ints: unchanged)."""
+    if values.dtype.kind in "iub":
+        return values
+    return np.where(nan, -np.inf, values)
 
 
 def maximizers(values, axis):
@@ -26,7 +40,7 @@ def maximizers(values, axis):
     values = np.asarray(values)
     nan = np.isnan(values)
     has_nan = nan.any(axis=axis, keepdims=True)
-    top = np.where(nan, -np.inf, values).max(axis=axis, keepdims=True)
+    top = _without_nan(values, nan).max(axis=axis, keepdims=True)
     return np.where(has_nan, nan, values == top)
 
 
@@ -67,7 +81,7 @@ def row_facts(values, axis):
     mask = maximizers(values, axis)
     length = values.shape[axis]
     any_nan = nan.any(axis=axis)
-    no_nan = np.where(nan, -np.inf, values)
+    no_nan = _without_nan(values, nan)
     skipping = first_true(no_nan == no_nan.max(axis=axis, keepdims=True), axis)
     return {"axis": axis, "length": length, "nan": nan, "skipping": skipping,
             "has_nan": any_nan & ~nan.all(axis=axis),  # an all-NaN row tells no policy apart

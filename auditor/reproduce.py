@@ -10,6 +10,8 @@ import os
 import numpy as np
 
 from . import ops, variants
+from .worker import layouts
+from .worker.casting import is_integer
 
 INLINE_LIMIT = 256
 SPARSE_LIMIT = 48
@@ -20,23 +22,20 @@ _NATIVE = {
     "torch": ("import torch", "x = torch.from_numpy(base).to(device={device!r}, dtype=torch.{dtype})"),
     "jax": ("import jax, jax.numpy as jnp", "x = jax.device_put(base.astype({np_dtype}), {jax_device})"),
 }
-_VIEWS = {
-    "numpy": {"transposed": "x = x.T", "strided": "x = x[..., ::2]",
-              "broadcast": "x = np.broadcast_to(x, {shape})"},
-    "torch": {"transposed": "x = x.permute(*reversed(range(x.ndim)))", "strided": "x = x[..., ::2]",
-              "broadcast": "x = x.expand(*{shape})"},
-    "jax": {"transposed": "x = jnp.transpose(x)", "strided": "x = x[..., ::2]",
-            "broadcast": "x = jnp.broadcast_to(x, {shape})"},
-}
-_BASES = {
-    "transposed": "base = np.ascontiguousarray(values.T)      # memory: column-major",
-    "strided": ("base = np.zeros(values.shape[:-1] + (2 * values.shape[-1],), np.float32)\n"
-                "base[..., ::2] = values                     # memory: every other element"),
-    "broadcast": "base = np.ascontiguousarray(values[:1])     # memory: one row, stride 0",
-}
+#: The view steps of auditor/worker/layouts.py written in each framework (slices are the same).
+_PERMUTE = {"numpy": "x = x.transpose({0})", "torch": "x = x.permute(*{0})",
+            "jax": "x = jnp.transpose(x, {0})"}
+_BROADCAST = {"numpy": "x = np.broadcast_to(x, {0})", "torch": "x = x.expand(*{0})",
+              "jax": "x = jnp.broadcast_to(x, {0})"}
+#: Calls a nondeterministic finding's reproducer makes, counting each answer.
+LOOP_CALLS = 1000
 
 
 def _literal(value):
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
     value = float(value)
     if np.isnan(value):
         return "-np.nan" if np.signbit(value) else "np.nan"
@@ -46,24 +45,92 @@ def _literal(value):
 
 
 def values_lines(case, bundle_path):
-    """Return lines that rebuild the case's exact float32 source values as `values`."""
+    """Return lines that rebuild the case's exact source values (float32, float64, integers or
+    bool) as `values`."""
     values = case.values
     shape = tuple(values.shape)
     flat = values.reshape(-1)
+    kind = f"np.{values.dtype.name}"
     if flat.size <= INLINE_LIMIT:
         items = ", ".join(_literal(v) for v in flat)
-        return [f"values = np.array([{items}], dtype=np.float32).reshape({shape})"]
+        return [f"values = np.array([{items}], dtype={kind}).reshape({shape})"]
     if 0 < flat.size <= SPARSE_SCAN_LIMIT:
-        uniq, counts = np.unique(flat.view(np.uint32), return_counts=True)
+        bits = flat.view(f"u{values.dtype.itemsize}")  # bit patterns: -0.0 and NaNs kept apart
+        uniq, counts = np.unique(bits, return_counts=True)
         fill_bits = uniq[np.argmax(counts)]
-        others = np.flatnonzero(flat.view(np.uint32) != fill_bits)
+        others = np.flatnonzero(bits != fill_bits)
         if len(others) <= SPARSE_LIMIT:
-            fill = flat[np.flatnonzero(flat.view(np.uint32) == fill_bits)[0]]
-            return [f"values = np.full({shape}, {_literal(fill)}, dtype=np.float32)",
+            fill = flat[np.flatnonzero(bits == fill_bits)[0]]
+            return [f"values = np.full({shape}, {_literal(fill)}, dtype={kind})",
                     f"values.reshape(-1)[[{', '.join(str(i) for i in others)}]] = "
                     f"[{', '.join(_literal(flat[i]) for i in others)}]"]
     return [f"values = np.load({bundle_path + '/arrays.npz'!r})[{'case/' + case.id!r}]  "
             "# the case's exact values, saved by the audit"]
+
+
+def narrowing_lines(case, dtype):
+    """Return the lines that convert `values` to `dtype` as the audit does where the framework's
+    own conversion would differ: integers saturate to the dtype's range (bool: positive is True),
+    float64 sources go to bfloat16 through float32."""
+    source = case.values.dtype
+    if is_integer(dtype):
+        if dtype == "bool":
+            return ["values = values > 0  # the audit's bool: positive is True"]
+        into, have = np.iinfo(dtype), np.iinfo(np.int64 if source.kind == "b" else source)
+        low, high = max(into.min, have.min), min(into.max, have.max)
+        if (low, high) == (have.min, have.max) and source == np.dtype(dtype):
+            return []
+        return [f"values = np.clip(values, {low}, {high}).astype(np.{dtype})  "
+                f"# the audit saturates to {dtype}'s range"]
+    if source == np.float64 and dtype != "float64":
+        wide = "float32" if dtype == "bfloat16" else dtype
+        return [f"values = values.astype(np.{wide})  # rounded as the audit rounds to {dtype}"]
+    return []
+
+
+def base_lines(case):
+    """Return the lines that build `base`, the memory the case's layout views."""
+    layout, shape = case.layout, tuple(case.values.shape)
+    if layout == "contiguous" or not shape:
+        return ["base = values"]
+    if layout == "transposed" or layout.startswith("permuted-"):
+        order = tuple(int(a) for a in np.argsort(layouts.steps(layout, shape)[0][1]))
+        return [f"base = np.ascontiguousarray(values.transpose({order}))  # memory: axes {order}"]
+    if layout == "strided":
+        return ["base = np.zeros(values.shape[:-1] + (2 * values.shape[-1],), values.dtype)",
+                "base[..., ::2] = values                     # memory: every other element"]
+    if layout == "reversed":
+        return [f"base = np.ascontiguousarray(values[{', '.join(['::-1'] * len(shape))}])  "
+                "# memory: every axis reversed"]
+    if layout == "offset":
+        return [f"base = np.concatenate([np.zeros({layouts.OFFSET}, values.dtype), "
+                f"values.reshape(-1)])  # memory: {layouts.OFFSET} elements before the view"]
+    if layout == "window":
+        where = _slice_text(layouts.steps(layout, shape)[0][1])
+        return [f"base = np.zeros({tuple(n + 3 for n in shape)}, values.dtype)",
+                f"base[{where}] = values  # memory: a block inside a larger array"]
+    return ["base = np.ascontiguousarray(values[:1])     # memory: one row, stride 0"]
+
+
+def _slice_text(spec):
+    """Return a `slice` step's (start, stop, step) triples as the text inside `x[...]`."""
+    return ", ".join(":".join("" if v is None else str(v) for v in triple).removesuffix(":")
+                     for triple in spec)
+
+
+def view_lines(case, framework):
+    """Return the lines that view `x` (the base moved to the framework) as the case's layout."""
+    lines = []
+    for op, arg in layouts.steps(case.layout, tuple(case.values.shape)):
+        if op == "permute":
+            lines.append(_PERMUTE[framework].format(arg))
+        elif op == "slice":
+            lines.append(f"x = x[{_slice_text(arg)}]")
+        elif op == "reshape":
+            lines.append(f"x = x.reshape({arg})")
+        else:
+            lines.append(_BROADCAST[framework].format(arg))
+    return lines
 
 
 def _impl_lines(target):
@@ -88,7 +155,8 @@ _TO_NUMPY = {"numpy": "np.asarray({0}, dtype=np.float64)",
              "torch": "{0}.detach().cpu().double().numpy()",
              "jax": "np.asarray({0}, dtype=np.float64)"}
 _INDICES = {"numpy": "np.asarray(r)", "torch": "np.asarray(r.cpu())", "jax": "np.asarray(r)"}
-_DTYPE_NAMES = {"numpy": {"bfloat16": "ml_dtypes.bfloat16"}, "torch": {}, "jax": {"bfloat16": "jnp.bfloat16"}}
+_DTYPE_NAMES = {"numpy": {"bfloat16": "ml_dtypes.bfloat16", "bool": "np.bool_"}, "torch": {},
+                "jax": {"bfloat16": "jnp.bfloat16", "bool": "np.bool_"}}
 
 
 def _dtype_name(framework, dtype):
@@ -120,8 +188,7 @@ def _functions(case, target):
                   jax_device=("jax.devices('cpu')[0]" if target.device == "cpu" else
                               f"jax.devices()[{target.device.split(':')[-1]}]"))
     make = [native.replace("dtype=torch.{dtype}", "dtype=dtype").format(**fields)]
-    if case.layout in _VIEWS[fw] and case.values.ndim:
-        make.append(_VIEWS[fw][case.layout].format(**fields))
+    make += view_lines(case, fw)
     if target.impl:
         expression = f"{_impl_alias(target)}(x, dim={case.dim}, keepdim={case.keepdim})"
     else:
@@ -171,7 +238,8 @@ def reproducer(case, target, positions=(), bundle_path="audit-results", repeat=F
     `saw` is what the audit observed; `show` is "positions" (the indices at `positions`), "api"
     (type, dtype and shape of the result), "mutated" (whether the call changed its input), or
     "call" (just the call, which raised or died). `against` (a dtype) adds a run in that dtype
-    printed before the target's, and `saw` is then the pair; `repeat` calls 200 times.
+    printed before the target's, and `saw` is then the pair; `repeat` calls LOOP_CALLS times
+    and prints how often each answer came.
     `observed` is a sentence for a note where the printed value is not the audit's own.
     """
     fw = target.framework
@@ -182,7 +250,8 @@ def reproducer(case, target, positions=(), bundle_path="audit-results", repeat=F
     if target.impl:
         lines += _impl_lines(target)
     lines += values_lines(case, bundle_path)
-    lines.append(_BASES.get(case.layout, "base = values") if case.values.ndim else "base = values")
+    lines += narrowing_lines(case, target.dtype)
+    lines += base_lines(case)
     lines += _functions(case, target)
     dtype = _dtype_name(fw, target.dtype)
     expression, expected = _picks(case, target, positions)
@@ -200,9 +269,11 @@ def reproducer(case, target, positions=(), bundle_path="audit-results", repeat=F
                   f"print('input changed in place:', not np.array_equal({after}, {fresh}, equal_nan=True))"
                   + note]
     elif repeat:
-        lines += ["answers = set()", "for _ in range(200):", f"    x, r = run({dtype})",
-                  f"    answers.add(str({expression}))",
-                  "print(answers)  # more than one: nondeterministic (try several processes too)"]
+        lines += ["counts = {}", f"for _ in range({LOOP_CALLS}):", f"    x, r = run({dtype})",
+                  f"    answer = str({expression})",
+                  "    counts[answer] = counts.get(answer, 0) + 1",
+                  f"print(counts)  # each answer and how many of {LOOP_CALLS} calls gave it; more "
+                  "than one: nondeterministic (run it in several processes too)" + note]
     elif against:
         lines += ["answers = []", f"for dtype in ({_dtype_name(fw, against)}, {dtype}):",
                   "    x, r = run(dtype)", f"    answers.append({expression})",

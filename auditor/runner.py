@@ -18,6 +18,7 @@ from . import ops as op_table
 from . import variants as variant_table
 from .errors import CouldNotRun, UserError
 from .model import Outcome, Target
+from .worker import layouts
 from .worker.protocol import read_array
 from .workers import WorkerGone, WorkerProcess, cases_message
 
@@ -38,6 +39,12 @@ DEVICE_HINTS = {
 }
 #: Times one target may kill or hang its worker before its remaining cases are skipped.
 MAX_DEATHS = 3
+#: Calls per process on a case tagged `race` (long reductions, ties across thread chunks, dim=None),
+#: as a multiple of --repeats: a race that shows in one call of twenty is then found almost surely.
+RACE_FACTOR = 8
+#: Calls a fresh process makes on a (target, case) that gave two answers, so that the finding can
+#: say how often each answer comes.
+RERUN_CALLS = 200
 
 
 @dataclass
@@ -157,6 +164,7 @@ class Runner:
         self._cases_message = None
         self.described = {}  # Group -> what its first worker said about itself
         self.variants = {}  # framework -> the Variants it runs
+        self._cases_for = {}  # target id -> the ids of the cases it runs
 
     def spawn(self, group):
         """Start a worker for `group` and track it, so an interrupt can stop it."""
@@ -177,11 +185,48 @@ class Runner:
             self.live.discard(worker)
 
     def cases_message(self):
-        """Return the (header, payload) that sends every case to a worker, built once."""
+        """Return the (header, payload) that sends every case some target runs to a worker,
+        built once."""
         with self.lock:
             if self._cases_message is None:
-                self._cases_message = cases_message(self.plan.cases)
+                self._cases_message = cases_message(self.used_cases())
             return self._cases_message
+
+    def used_cases(self):
+        """Return the plan's cases that at least one target runs, in the plan's order."""
+        used = {cid for ids in self._cases_for.values() for cid in ids}
+        return [c for c in self.plan.cases if c.id in used]
+
+    def cases_for(self, target):
+        """Return the ids of the plan's cases that `target` runs: those of its dtype's family and
+        op's sense, in a layout its framework can make (the others noted once)."""
+        if target.id not in self._cases_for:
+            group = self.targets[target.id][1]
+            limits = self.described.get(group, {}).get("layout_limits", {})
+            chosen, skipped = [], {}
+            for case in self.plan.cases:
+                if not case.applies(target.dtype, target.sense):
+                    continue
+                why = layout_limit(case, limits)
+                if why:
+                    skipped.setdefault(why, set()).add(case.layout)
+                    continue
+                chosen.append(case.id)
+            for why, names in skipped.items():
+                where = "" if group.home == "local" else f"@{group.home}"
+                self.note(f"{target.framework}{where}: cases of layout {', '.join(sorted(names))} "
+                          f"not run: {why}")
+            self._cases_for[target.id] = chosen
+        return self._cases_for[target.id]
+
+    def planned(self):
+        """Return how many (target, case) runs one process of every target makes."""
+        return sum(len(self.cases_for(target)) for target, _ in self.targets.values())
+
+    def repeats(self, case_ids):
+        """Return {case id: calls per process} for the cases of `case_ids` that get more calls."""
+        race = {c.id for c in self.plan.cases if "race" in c.tags}
+        return {cid: self.plan.repeats * RACE_FACTOR for cid in case_ids if cid in race}
 
     # -- phase 1: start one worker per group, learn its devices, load implementations
     def start(self):
@@ -213,6 +258,7 @@ class Runner:
             if problems:
                 raise problems[0]
             self._make_targets()
+            self.planned()  # each target's cases chosen (and skips noted) before threads start
         except UserError:
             _close_all(first)
             raise
@@ -363,13 +409,9 @@ class Runner:
         try:
             running = {pool.submit(self._run_process, group, p, first.pop(group) if p == 0 else None)
                        for group, p in jobs}
-            while running:
-                done, running = concurrent.futures.wait(
-                    running, timeout=1.0, return_when=concurrent.futures.FIRST_COMPLETED)
-                for future in done:
-                    future.result()
-                with self.lock:
-                    self.checkpoint()  # it saves at most every few seconds
+            self._wait(running)
+            reruns = self._unsettled()
+            self._wait({pool.submit(self._rerun, group, items) for group, items in reruns.items()})
         except BaseException:
             self.stopping.set()
             with self.lock:
@@ -382,6 +424,40 @@ class Runner:
             for worker in first.values():
                 worker.kill()
             self.record.seconds = time.perf_counter() - started
+
+    def _wait(self, running):
+        while running:
+            done, running = concurrent.futures.wait(
+                running, timeout=1.0, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                future.result()
+            with self.lock:
+                self.checkpoint()  # it saves at most every few seconds
+
+    def _unsettled(self):
+        """Return {group: [(target, case ids)]} of the targets that gave two or more answers on a
+        case (and did not hang): each is run again to estimate how often each answer comes."""
+        found = {}
+        for (target_id, case_id), outcomes in self.observations.outcomes.items():
+            if (target_id in self.targets and target_id not in self.hung
+                    and sum(o.is_answer for o in outcomes) > 1):
+                found.setdefault(target_id, []).append(case_id)
+        reruns = {}
+        for target_id, case_ids in found.items():
+            target, group = self.targets[target_id]
+            reruns.setdefault(group, []).append((target, case_ids))
+        return reruns
+
+    def _rerun(self, group, items):
+        """Call each target of `items` RERUN_CALLS times on its cases in one fresh process,
+        numbered after the run's own processes."""
+        impls = [i for i in self.plan.impls if i.framework == group.framework]
+        session = _Session(self, group, impls, None)
+        try:
+            for target, case_ids in items:
+                session.run_target(target, self.plan.processes, case_ids, RERUN_CALLS)
+        finally:
+            session.close()
 
     def _run_process(self, group, process, worker):
         targets = [t for t, g in self.targets.values() if g == group]
@@ -446,8 +522,11 @@ class _Session:
             self.cases_sent = True
         return self.worker
 
-    def run_target(self, target, process):
-        pending = [c.id for c in self.plan.cases]
+    def run_target(self, target, process, cases=None, repeats=None):
+        """Run `target` on `cases` (default: every case it applies to) in this session's process
+        number `process`, `repeats` calls each (default: --repeats, more on race cases)."""
+        pending = list(self.runner.cases_for(target) if cases is None else cases)
+        more = self.runner.repeats(pending) if repeats is None else {c: repeats for c in pending}
         deaths = 0
         while pending:
             if target.id in self.runner.hung:
@@ -456,6 +535,7 @@ class _Session:
             try:
                 worker = self._ensure()
                 worker.send({"op": "run", "repeats": self.plan.repeats, "cases": pending,
+                             "case_repeats": {c: more[c] for c in pending if c in more},
                              "target": {"device": target.device, "dtype": target.dtype,
                                         "impl": target.impl, "op": target.op,
                                         "variant": variant_table.parse(target.variant).worker_spec()}})
@@ -540,6 +620,16 @@ def _outcomes(header, payload, process):
             "type": "MutatedInput", "where": "",
             "message": "changed its input in place (the values after the calls differ from before)"}))
     return outcomes
+
+
+def layout_limit(case, limits):
+    """Say why a framework with `limits` (its describe's layout_limits) cannot make `case`'s
+    layout, or return None where it can."""
+    if case.layout == "contiguous" or not case.values.ndim:
+        return None
+    if "views" in limits:
+        return limits["views"]
+    return next((limits[need] for need in layouts.steps_need(case.layout) if need in limits), None)
 
 
 def start_worker(worker, impls, timeout):

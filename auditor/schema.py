@@ -11,10 +11,9 @@ string anywhere must be valid Unicode (no lone surrogates) of bounded length, ev
 """
 import math
 
-import numpy as np
-
 from . import ops
 from .model import DTYPES, FRAMEWORKS, KINDS, SEVERITIES, Target
+from .worker import layouts
 
 #: The longest string a document may hold (a reproducer or a worker's stderr is a few KiB).
 MAX_STRING = 2**20
@@ -130,15 +129,6 @@ SCALAR = of(str, int, float, bool, None)
 SEVERITY = one_of(SEVERITIES)
 
 
-def _layout(value, where):
-    from .worker.backends import layout_base  # the worker's layouts, whatever their number
-    STR(value, where)
-    try:
-        layout_base(np.zeros((2, 2), np.float32), value)
-    except ValueError:
-        raise Invalid(where, f"is {value!r}, not a layout this version knows") from None
-
-
 DEVICE = fields(("id",), id=STR, name=STR, dtypes=NAMES, unsupported=mapping(STR))
 FRAMEWORK = fields(("version",), version=STR, build=mapping(SCALAR), index_dtype=STR, settings=mapping(SCALAR),
                    devices=array(DEVICE), ops=NAMES, index_dtypes=mapping(STR))
@@ -162,7 +152,8 @@ TARGET = fields(("id", "framework", "device", "dtype"), id=STR, framework=one_of
                 index_dtype=STR, op=one_of(tuple(ops.OPS)), settings=mapping(SCALAR))
 CASE = fields(("id", "shape", "dim", "keepdim", "array"), id=STR, tags=NAMES,
               shape=array(integer()), dim=integer(-64, 63, null=True), keepdim=BOOL,
-              layout=_layout, note=STR, must_raise=BOOL, array=STR)
+              layout=STR, note=STR, must_raise=BOOL, array=STR, sense=one_of(("", "max", "min")),
+              dtypes=array(one_of(DTYPES)))
 ERROR = fields(("type",), type=STR, message=STR, where=STR, stderr=STR)
 OUTCOME = fields(("runs",), runs=array(array(integer(null=True), length=2)), error=ERROR, indices=STR,
                  dtype=STR, type=OPT_STR)
@@ -235,6 +226,11 @@ def validate(document, arrays):
         if list(values.shape) != case["shape"]:
             raise Invalid(f"{where}.shape", f"is {case['shape']}, but its array has shape "
                           f"{list(values.shape)}")
+        try:
+            layouts.check(case.get("layout", "contiguous"), values.ndim)
+        except ValueError:
+            raise Invalid(f"{where}.layout", f"is {case.get('layout')!r}, not a layout of "
+                          f"{values.ndim} axes this version knows") from None
         ndim = max(values.ndim, 1)
         if case["dim"] is not None and not -ndim <= case["dim"] < ndim:
             raise Invalid(f"{where}.dim", f"is {case['dim']}, out of range for {values.ndim} dims")

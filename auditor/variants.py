@@ -47,9 +47,12 @@ def many_threads():
 
 
 def all_for(framework):
-    """Return the variants `--variant all` audits on `framework`."""
+    """Return the variants `--variant all` audits on `framework`: torch's compiled kernels under
+    each thread setting too (a race between threads shows with many, and not with one)."""
+    many = f"threads={many_threads()}"
     return {"numpy": [EAGER],
-            "torch": [EAGER, "compile", "compile-dynamic", "threads=1", f"threads={many_threads()}",
+            "torch": [EAGER, "compile", "compile-dynamic", "threads=1", many, "compile+threads=1",
+                      f"compile+{many}", "compile-dynamic+threads=1", f"compile-dynamic+{many}",
                       "deterministic", "flush-denormal"],
             "jax": [EAGER, "jit", "op-by-op", "x64", "jit+x64", "xla-deterministic"]}[framework]
 

@@ -1,4 +1,8 @@
-"""determinism: one target must give identical indices across all repeats and processes."""
+"""determinism: one target must give identical indices across all repeats and processes.
+
+A finding says how often each answer came, over every call the target made on the case: the
+runner calls a (target, case) that gave two answers again in a fresh process (RERUN_CALLS
+times), so a race that shows in one call of twenty is reported with its rate."""
 import numpy as np
 
 from auditor.explain import disputed_positions, excerpt, fmt
@@ -12,9 +16,21 @@ def _answers(outcomes):
     return [o for o in outcomes if o.is_answer]
 
 
-def _describe_runs(outcome):
-    processes = sorted({p for p, _ in outcome.runs})
-    return f"{len(outcome.runs)} run{'s' if len(outcome.runs) > 1 else ''} (process {', '.join(map(str, processes))})"
+def _describe_runs(outcome, total=None):
+    """Say how many calls gave `outcome` (of `total`, with the share) and in which processes."""
+    processes = ", ".join(map(str, sorted({p for p, _ in outcome.runs})))
+    count = len(outcome.runs)
+    if total:
+        return f"{count} of {total} calls ({count / total:.1%}; process {processes})"
+    return f"{count} run{'s' if count > 1 else ''} (process {processes})"
+
+
+def rates(answers):
+    """Return [{answer, calls, share}] for the distinct `answers`, the most frequent first."""
+    total = sum(len(o.runs) for o in answers)
+    ordered = sorted(answers, key=lambda o: -len(o.runs))
+    return [{"answer": o.error["type"] if o.failed else o.indices.reshape(-1)[:10].tolist(),
+             "calls": len(o.runs), "share": len(o.runs) / total} for o in ordered]
 
 
 def _scope(answers):
@@ -42,7 +58,9 @@ def _finding(observations, target_id, case, answers):
     target = observations.targets[target_id]
     results = [o for o in answers if not o.failed]
     scope = _scope(answers)
-    evidence = {"answers": [{"runs": o.runs, "error": o.error} for o in answers], "scope": scope}
+    total = sum(len(o.runs) for o in answers)
+    evidence = {"answers": [{"runs": o.runs, "error": o.error} for o in answers], "scope": scope,
+                "calls": total, "rates": rates(answers)}
     positions = []
     if len(results) > 1 and all(r.indices.shape == results[0].indices.shape for r in results):
         differs = np.zeros(results[0].indices.shape, dtype=bool)
@@ -57,13 +75,14 @@ def _finding(observations, target_id, case, answers):
         for pick, result in zip(picks, results):
             by_pick.setdefault(pick, []).extend(result.runs)
         detail = "; ".join(f"{p} ({fmt(row[p]) if 0 <= p < len(row) else 'out of range'}) in "
-                           f"{_describe_runs(Outcome(runs))}" for p, runs in by_pick.items())
+                           f"{_describe_runs(Outcome(runs), total)}" for p, runs in by_pick.items())
         sentence = (f"{case.describe_call(target)} on {target_id} gave {len(answers)} different "
                     f"answers on case {case.id}, {scope}, differing at {len(positions)} position"
                     f"{'s' if len(positions) > 1 else ''}: at {case.where(first)} it returned {detail}")
         evidence.update(values=excerpt(row, picks), picks=picks)
     else:
-        kinds = ", ".join(f"{o.error['type'] if o.failed else 'indices'} in {_describe_runs(o)}" for o in answers)
+        kinds = ", ".join(f"{o.error['type'] if o.failed else 'indices'} in {_describe_runs(o, total)}"
+                          for o in answers)
         sentence = (f"{case.describe_call(target)} on {target_id} gave {len(answers)} different "
                     f"answers on case {case.id}, {scope}: {kinds}")
     return Finding(

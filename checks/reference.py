@@ -13,7 +13,7 @@ from auditor.explain import answers_at, disputed_positions, excerpt, fmt, list_i
 from auditor.model import LOW_PRECISION, Finding
 from auditor.oracle import maximizers
 from auditor.reproduce import reproducer
-from auditor.worker.casting import seen_values
+from auditor.worker.casting import is_integer, seen_values
 
 NAME = "reference"
 
@@ -127,14 +127,24 @@ def _wrong_sentence(row, ordered, got, want, target):
     if not 0 <= got < len(row):
         return (f"(value {fmt(row[want])}), but {got} is outside 0..{len(row) - 1}"
                 f"{squeeze_hint(got, want)}", {"out_of_range": True})
-    gap = float(ordered[want]) - float(ordered[got])
+    gap = _gap(ordered[want], ordered[got])
     return (f"(value {fmt(row[want])}), but {got} holds {fmt(row[got])}, which is not a "
             f"{extreme(target)} (gap {fmt(gap)}){_hint(row, got, want, target.dtype)}"
             f"{squeeze_hint(got, want)}", {"gap": gap})
 
 
+def _gap(high, low):
+    """Return `high - low` exactly for integers (a Python int), as a float for floats."""
+    if isinstance(high, (np.integer, np.bool_)):
+        return int(high) - int(low)
+    return float(high) - float(low)
+
+
 def _hint(row, got, want, dtype):
-    """Guess the mechanism behind a non-maximum answer from the two values."""
+    """Guess the mechanism behind a non-maximum answer from the two values (floats only: an
+    integer answer off the maximum has no rounding to blame)."""
+    if is_integer(dtype):
+        return ""
     tiny = float(np.finfo(np.float32 if dtype != "float64" else np.float64).tiny)
     if abs(float(row[want])) < tiny and abs(float(row[got])) < tiny:
         return "; both values are subnormal, as if subnormals were flushed to zero (FTZ/DAZ)"

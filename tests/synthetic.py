@@ -13,6 +13,7 @@ from auditor.cases import build_suite
 from auditor.model import Case, Observations, Outcome, Target
 from auditor.oracle import maximizers, reference_argmax
 from auditor.worker.backends.np_backend import Adapter
+from auditor.worker.casting import is_integer
 
 _ADAPTER = Adapter()
 
@@ -31,8 +32,9 @@ def target(impl=None, dtype="float32", framework="numpy", device="cpu", variant=
 
 
 def native(case, dtype):
-    """Return what a target of `dtype` is handed: the seen values, widened, in the case's layout."""
-    wide = "float64" if dtype == "float64" else "float32"
+    """Return what a target of `dtype` is handed: the seen values, widened, in the case's layout
+    (integers and bool in their own type)."""
+    wide = dtype if dtype == "float64" or is_integer(dtype) else "float32"
     return _ADAPTER.to_native(case.seen(dtype), wide, "cpu", case.layout)
 
 
@@ -73,11 +75,12 @@ def run_process(fn, case, dtype, process, repeats):
 
 
 def observe(cases, impls, processes=2, repeats=2):
-    """Return Observations of every (Target, fn) in `impls` on every case of `cases`."""
+    """Return Observations of every (Target, fn) in `impls` on every case of `cases` that applies
+    to it (its dtype's family and op's sense), as the runner chooses them."""
     observations = empty(cases, [t for t, _ in _pairs(impls)])
     for process in range(processes):
         for tgt, fn in _pairs(impls):
-            for case in cases:
+            for case in (c for c in cases if c.applies(tgt.dtype, tgt.sense)):
                 observations.add(tgt.id, case.id, run_process(fn, case, tgt.dtype, process, repeats))
     return observations
 
@@ -108,13 +111,25 @@ def error(kind, message="boom", runs=((0, 0),)):
 
 
 @functools.cache
-def quick_suite():
-    """Return the built-in quick suite (built once; treat it as read-only)."""
+def whole_quick_suite():
+    """Return every case of the built-in quick suite (built once; treat it as read-only)."""
     return tuple(build_suite("quick"))
 
 
+@functools.cache
+def suite_for(dtype="float32", sense="max"):
+    """Return the quick suite's cases that a target of `dtype` and `sense` runs (read-only)."""
+    return tuple(c for c in whole_quick_suite() if c.applies(dtype, sense))
+
+
+def quick_suite():
+    """Return the quick suite's cases of a float32 argmax: the float cases for argmax and its
+    twins (the suite's argmin mirrors, integer and float64-only cases: `suite_for`)."""
+    return suite_for("float32", "max")
+
+
 def suite_case(case_id):
-    return next(c for c in quick_suite() if c.id == case_id)
+    return next(c for c in whole_quick_suite() if c.id == case_id)
 
 
 def small_case(values, dim=-1, keepdim=False, layout="contiguous", id="small"):

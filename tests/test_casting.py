@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor.worker.casting import seen_values, spacing
+from auditor.worker.casting import INT_DTYPES, seen_values, spacing
 
 FAST = settings(max_examples=200, deadline=None)
 BF16 = ml_dtypes.bfloat16
@@ -102,9 +102,45 @@ def test_shape_is_kept(dtype, shape):
     assert seen_values(np.ones(shape, dtype=np.float32), dtype).shape == shape
 
 
-def test_unknown_dtype_is_refused():
-    with pytest.raises(ValueError, match="int8"):
+def test_unknown_dtype_and_the_other_family_are_refused():
+    with pytest.raises(ValueError, match="unknown dtype"):
+        seen_values(np.ones(3, dtype=np.float32), "int4")
+    with pytest.raises(ValueError, match="float32 source values are not for a int8 target"):
         seen_values(np.ones(3, dtype=np.float32), "int8")
+    with pytest.raises(ValueError, match="int64 source values are not for a float32 target"):
+        seen_values(np.ones(3, dtype=np.int64), "float32")
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+def test_integers_saturate_to_each_types_range(dtype):
+    source = np.array([-2**63, -300, -129, -1, 0, 1, 127, 128, 300, 70000, 2**40, 2**63 - 1])
+    got = seen_values(source, dtype)
+    assert got.dtype == np.dtype(dtype)
+    if dtype == "bool":
+        assert got.tolist() == [False] * 5 + [True] * 7
+        return
+    info = np.iinfo(dtype)
+    assert got.tolist() == [min(max(int(v), info.min), info.max) for v in source]
+
+
+def test_uint64_sources_past_int64_saturate_and_stay_exact():
+    source = np.array([0, 2**63, 2**64 - 1], dtype=np.uint64)
+    assert seen_values(source, "uint64").tolist() == [0, 2**63, 2**64 - 1]
+    assert seen_values(source, "int64").tolist() == [0, 2**63 - 1, 2**63 - 1]
+    assert seen_values(source, "int8").tolist() == [0, 127, 127]
+
+
+def test_float64_sources_round_once_to_float32_and_float16_and_through_float32_to_bfloat16():
+    source = np.array([1 + 2.0**-30, 5e-324, 1e300, -0.0, np.nan])
+    np.testing.assert_array_equal(seen_values(source, "float32"), source.astype(np.float32))
+    np.testing.assert_array_equal(seen_values(source, "float16"), source.astype(np.float16))
+    np.testing.assert_array_equal(seen_values(source, "bfloat16"),
+                                  seen_values(source.astype(np.float32), "bfloat16"))
+    assert seen_values(source, "float64")[1] == 5e-324  # float64's own subnormal kept
+
+
+def test_spacing_of_integers_is_one():
+    assert spacing(np.array([5, -3]), "int8").tolist() == [1.0, 1.0]
 
 
 def _all_positive_finite(dtype, to_float):

@@ -217,10 +217,23 @@ def test_numpy_reproducer_of_any_drawn_case(case, dtype):  # up to 64 values: wr
     assert _run_script(script) == _printed(_numpy_answer(case, dtype), case, positions)
 
 
-def test_repeat_reproducer_prints_the_set_of_answers():
+def test_repeat_reproducer_counts_each_answer():
     case = small_case([[3.0, 3.0], [1.0, 2.0]], dim=1)
     script = reproducer(case, Target("numpy", "cpu", "float32"), [(0,), (1,)], repeat=True)
-    assert _run_script(script) == str({"[0, 1]"})
+    assert _run_script(script) == str({"[0, 1]": 1000})
+
+
+def test_repeat_reproducer_counts_how_often_a_racing_answer_came(tmp_path):
+    (tmp_path / "racy.py").write_text(
+        "import numpy as np\n"
+        "calls = [0]\n"
+        "def argmax(x, dim=None, keepdim=False):\n"
+        "    calls[0] += 1\n"
+        "    return np.int64(1 if calls[0] % 4 == 0 else 0)\n")
+    case = small_case([3.0, 3.0], dim=None)
+    target_ = Target("numpy", "cpu", "float32", impl=f"{tmp_path / 'racy.py'}:argmax")
+    script = reproducer(case, target_, repeat=True)
+    assert _run_script(script) == str({"0": 750, "1": 250})
 
 
 def test_large_case_reproducer_sparse_and_saved(tmp_path):

@@ -9,10 +9,10 @@ from synthetic import (
     assert_explains,
     correct,
     observe,
-    quick_suite,
     rowwise,
     small_case,
     suite_case,
+    suite_for,
     target,
 )
 
@@ -61,17 +61,17 @@ def last_min(row):
 
 def test_numpys_argmin_is_clean_as_an_argmin_target():
     tgt = target(None, op="argmin")
-    observations = observe(list(quick_suite()), {tgt: lambda x, dim=None, keepdim=False:
-                                                 np.argmin(x, axis=dim, keepdims=keepdim)})
+    observations = observe(list(suite_for("float32", "min")), {
+        tgt: lambda x, dim=None, keepdim=False: np.argmin(x, axis=dim, keepdims=keepdim)})
     assert run_checks(observations) == []
 
 
 def test_last_minimum_is_an_argmin_tie_break_said_in_argmin_words():
     tgt = target("last_min", op="argmin")
-    observations = observe(list(quick_suite()), {tgt: rowwise(last_min)})
+    observations = observe(list(suite_for("float32", "min")), {tgt: rowwise(last_min)})
     findings = reference.check(observations, {})
     assert findings and {f.kind for f in findings} == {"tie_break"}
-    first = next(f for f in findings if f.case == "ties-short")
+    first = next(f for f in findings if f.case == "ties-short-min")
     assert_explains(first, "reference", "tie_break", tgt.id)
     assert first.message.startswith("argmin(x, dim=1) on numpy[planted:last_min].argmin/cpu/float32")
     assert "tied minima" in first.message and "maxim" not in first.message
@@ -84,7 +84,7 @@ def test_argmin_that_skips_nan_is_a_nan_policy():
         return 0 if np.isnan(row).all() else int(np.nanargmin(row))
 
     tgt = target("nanargmin", op="argmin")
-    observations = observe([suite_case("nan-rows")], {tgt: rowwise(skip_nan)})
+    observations = observe([suite_case("nan-rows-min")], {tgt: rowwise(skip_nan)})
     (finding,) = reference.check(observations, {})
     assert finding.kind == "nan_policy" and finding.severity == "error"
     assert "NaN counts as the minimum" in finding.message

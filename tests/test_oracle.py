@@ -105,3 +105,16 @@ def test_empty_batch_of_nonempty_rows_gives_empty_result(shape, dim, expected_sh
 def test_zero_d_input_gives_zero(dim, keepdim):
     got = reference_argmax(np.array(3.5, dtype=np.float32), dim, keepdim)
     assert got.shape == () and int(got) == 0
+
+
+def test_integers_are_compared_in_their_own_type():
+    big = np.array([2**53 + 3, 2**53 + 4, 2**53 + 1], dtype=np.int64)  # float64 makes 0 and 1 equal
+    assert int(reference_argmax(big, 0)) == 1
+    assert int(reference_argmax(big, 0, sense="min")) == 2
+    extremes = np.array([np.iinfo(np.int64).min, 0, np.iinfo(np.int64).max], dtype=np.int64)
+    assert int(reference_argmax(extremes, 0, sense="min")) == 0  # ~x does not overflow
+    unsigned = np.array([2**64 - 1, 0, 2**64 - 1], dtype=np.uint64)
+    assert (int(reference_argmax(unsigned, 0)), int(reference_argmax(unsigned, 0, sense="min"))) == (0, 1)
+    flags = np.array([[False, True, True], [False, False, False]])
+    assert reference_argmax(flags, 1).tolist() == [1, 0]
+    assert reference_argmax(flags, 1, sense="min").tolist() == [0, 0]

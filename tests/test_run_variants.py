@@ -86,13 +86,18 @@ def test_process_settings_are_recorded_and_flush_denormal_breaks_subnormals(audi
     assert settings["torch/cpu/float32"]["deterministic_algorithms"] is False
     assert settings["torch/cpu/float32"]["flush_denormal"] is False
     # float32 subnormals are normal numbers in float64: flushing must not touch them there (nor
-    # the harness's conversion of the exact values to float64).
-    for clean in ("torch/cpu/float32", "torch/cpu/float32/threads=1", "torch/cpu/float32/deterministic",
-                  "torch/cpu/float64/flush-denormal"):
+    # the harness's conversion of the exact values to float64); float64's own subnormals
+    # (f64-subnormal, tagged subnormal) it flushes too.
+    for clean in ("torch/cpu/float32", "torch/cpu/float32/threads=1", "torch/cpu/float32/deterministic"):
         assert helpers.findings_of(document, clean) == [], clean
-    (wrong,) = [f for f in helpers.findings_of(document, "torch/cpu/float32/flush-denormal", "wrong_index")
-                if f["check"] == "reference"]
-    assert wrong["case"] == "subnormal" and "flushed to zero" in wrong["message"]
+    wide = helpers.findings_of(document, "torch/cpu/float64/flush-denormal")
+    assert {(f["case"], f["kind"]) for f in wide if f["check"] == "reference"} == {
+        ("f64-subnormal", "wrong_index")}
+    wrong = {f["case"]: f for f in helpers.findings_of(
+        document, "torch/cpu/float32/flush-denormal", "wrong_index") if f["check"] == "reference"}
+    assert set(wrong) == {"subnormal", "subnormal-low"}  # float32's and bfloat16's subnormals
+    wrong = wrong["subnormal"]
+    assert "flushed to zero" in wrong["message"]
     assert "torch.set_flush_denormal(True)" in wrong["reproducer"]
     printed, saw = _reproduce(wrong, result.bundle)
     assert printed == saw
@@ -156,7 +161,7 @@ def test_a_planted_argmin_fault_is_found(audit, helpers):
     fine = f"numpy[{os.path.join(helpers.IMPLS, 'last_min.py')}:good].argmin/cpu/float32"
     assert {faulty, fine, "numpy.argmin/cpu/float32"} == set(_targets(document))
     ties = [f for f in helpers.findings_of(document, faulty, "tie_break") if f["check"] == "reference"]
-    assert {f["case"] for f in ties} == {"ties-short", "layout-broadcast-dim0"}
+    assert {f["case"] for f in ties} == {"ties-short-min", "layout-broadcast-dim0-min"}  # mirrors
     assert "tied minima" in ties[0]["message"] and ties[0]["message"].startswith("argmin(x")
     assert helpers.findings_of(document, fine) == []
     assert helpers.findings_of(document, "numpy.argmin/cpu/float32") == []

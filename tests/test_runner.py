@@ -324,7 +324,7 @@ def test_checkpoint_written_mid_run_is_a_readable_partial_bundle(tmp_path, helpe
     after each finished job, the Checkpointer throttles them), so the test counts none: it holds
     the second job back until a checkpoint has seen the first one finished.
     """
-    cases = select(build_suite(), ["ties-short", "scalar"])
+    cases = [c for c in select(build_suite(), ["ties-short", "scalar"]) if c.sense == "max"]
     out = str(tmp_path / "bundle")
     bundle.prepare(out)
     observations = Observations(cases={c.id: c for c in cases}, bundle_path=out)

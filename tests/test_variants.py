@@ -54,6 +54,9 @@ def test_all_and_explicit_names_select_per_framework():
     assert names(["all"], "numpy") == ["eager"]
     assert names(["all"], "torch")[:3] == ["eager", "compile", "compile-dynamic"]
     assert f"threads={variants.many_threads()}" in names(["all"], "torch")
+    for mode in ("compile", "compile-dynamic"):  # compiled kernels under each thread setting
+        assert {f"{mode}+threads=1", f"{mode}+threads={variants.many_threads()}"} <= set(
+            names(["all"], "torch"))
     assert names(["all"], "jax") == ["eager", "jit", "op-by-op", "x64", "jit+x64", "xla-deterministic"]
     assert names(["compile", "jit"], "torch") == ["compile"]
     assert names(["compile"], "numpy") == []

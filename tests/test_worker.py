@@ -6,8 +6,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from auditor.worker import protocol
-from auditor.worker.backends import as_indices, layout_base
+from auditor.worker import layouts, protocol
+from auditor.worker.backends import as_indices
 
 WORKER = pathlib.Path(__file__).resolve().parents[1] / "auditor" / "worker"
 
@@ -59,7 +59,7 @@ def test_layouts_keep_the_values(layout):
     x = adapter.to_native(values, "float32", "cpu", layout)
     np.testing.assert_array_equal(x, values)
     assert x.flags.c_contiguous == (layout == "contiguous")
-    assert layout_base(values, layout).flags.c_contiguous
+    assert layouts.base(values, layout).flags.c_contiguous
 
 
 def test_indices_must_be_integers():

@@ -106,8 +106,10 @@ class Worker:
         fn = self.adapter.function(target.get("op", "argmax")) if builtin else self.impls[target["impl"]]
         variant = target.get("variant") or {}
         with self.adapter.configure(variant) as settings:
+            more = header.get("case_repeats") or {}
             for case_id in header["cases"]:
-                self._run_case(target, fn, variant.get("mode"), case_id, header["repeats"])
+                self._run_case(target, fn, variant.get("mode"), case_id,
+                               more.get(case_id, header["repeats"]))
         return {"done": True, "settings": settings}
 
     def _run_case(self, target, fn, mode, case_id, repeats):

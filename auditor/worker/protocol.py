@@ -13,7 +13,10 @@ import numpy as np
 #     closing reply carries the settings in effect; a result carries compile_s for compiled modes
 #     and a tick before a compilation says so ("compile": true); describe lists ops, index_dtypes,
 #     modes and per device unavailable_modes.
-PROTOCOL_VERSION = 2
+#  3: run carries case_repeats ({case id: calls}, for the cases that get more calls than repeats);
+#     describe lists layout_limits ({"views" or a need such as "negative-step": why}); cases carry
+#     integer, bool and float64 arrays beside float32.
+PROTOCOL_VERSION = 3
 
 _PREFIX = struct.Struct("<II")
 

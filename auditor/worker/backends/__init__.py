@@ -12,6 +12,8 @@ import itertools
 
 import numpy as np
 
+from .. import layouts
+
 _FRESH = itertools.count()
 
 ADAPTERS = {
@@ -40,26 +42,14 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
-def layout_base(values, layout):
-    """Return the numpy array a `layout` view is built on, holding the values of `values`.
-
-    `values` itself for a contiguous layout (the worker hands adapters a private array).
-
-    `transposed`: the reversed-axes copy, viewed back through a transpose (column-major memory).
-    `strided`: twice the last axis with `values` at even positions, viewed through a step-2 slice.
-    `broadcast`: the first entry along axis 0, viewed through a broadcast to `values.shape`.
-    """
-    if layout == "contiguous" or values.ndim == 0:
-        return values
-    if layout == "transposed":
-        return np.ascontiguousarray(values.T)
-    if layout == "strided":
-        base = np.zeros(values.shape[:-1] + (2 * values.shape[-1],), dtype=values.dtype)
-        base[..., ::2] = values
-        return base
-    if layout == "broadcast":
-        return np.ascontiguousarray(values[:1])
-    raise ValueError(f"unknown layout {layout!r}")
+def view(memory, layout, shape, ops):
+    """Return the `layout` view (auditor/worker/layouts.py) of `memory` with a framework's `ops`:
+    {"permute": fn(x, axes), "slice": fn(x, slices), "reshape": fn(x, shape),
+    "broadcast": fn(x, shape)}."""
+    for op, arg in layouts.steps(layout, tuple(shape)):
+        x_arg = layouts.slices(arg) if op == "slice" else arg
+        memory = ops[op](memory, x_arg)
+    return memory
 
 
 def index_dtype_name(dtype):

@@ -8,8 +8,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import as_indices, bind, cpu_name, harness, layout_base, no_settings, op_function
+from .. import layouts
+from ..casting import INT_DTYPES
+from . import as_indices, bind, cpu_name, harness, no_settings, op_function, view
 
+#: jax arrays have no strides: a view is a dense array (jnp.transpose and slicing compute one).
+_LAYOUT_LIMITS = {"views": "jax arrays have no strides or views (jnp.transpose and slicing make a "
+                           "dense array): only contiguous cases run, every dim of them"}
+_VIEWS = {"permute": jnp.transpose, "slice": lambda x, at: x[at], "reshape": jnp.reshape,
+          "broadcast": jnp.broadcast_to}
+#: Integer dtypes that need x64 (without it jax turns them into their 32-bit kind).
+_WIDE = ("int64", "uint64")
 _SETTINGS_ENV = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "TF_CPP_MIN_LOG_LEVEL")
 MODES = ("jit", "op-by-op")
 
@@ -61,8 +70,11 @@ class Adapter:
         self.devices = _devices()
 
     def describe(self):
-        dtypes = ["float32", "float16", "bfloat16"] + (["float64"] if _x64() else [])
-        unsupported = {} if _x64() else {"float64": "jax_enable_x64 is off (JAX_ENABLE_X64=1)"}
+        narrow = [d for d in INT_DTYPES if d not in _WIDE]
+        dtypes = ["float32", "float16", "bfloat16"] + (["float64"] if _x64() else []) + narrow + (
+            list(_WIDE) if _x64() else [])
+        unsupported = {} if _x64() else {d: "jax_enable_x64 is off (JAX_ENABLE_X64=1)"
+                                         for d in ("float64", *_WIDE)}
         devices = []
         for key, device in self.devices.items():
             name = cpu_name() if key == "cpu" else getattr(device, "device_kind", str(device))
@@ -80,6 +92,7 @@ class Adapter:
             "index_dtypes": {"argmax": index, "argmin": index, "topk": "int32"},
             "ops": list(OPS),
             "modes": list(MODES),
+            "layout_limits": dict(_LAYOUT_LIMITS),
             "settings": self.settings(),
         }
 
@@ -114,18 +127,13 @@ class Adapter:
         return harness()
 
     def to_native(self, host, dtype, device, layout):
-        """Return `host` (the worker's private array of `dtype`; bfloat16 as bits) in `layout`."""
-        base = layout_base(host, layout)
+        """Return `host` (the worker's private array of `dtype`; bfloat16 as bits) in `layout`,
+        built with jax's own operations (a dense array: jax has no views)."""
+        memory = layouts.base(host, layout)
         if dtype == "bfloat16":
-            base = base.view(jnp.bfloat16)
-        base = jax.device_put(base, self.devices[device])  # a numpy dtype: no convert op compiled
-        if host.ndim == 0 or layout == "contiguous":
-            return base.reshape(host.shape)
-        if layout == "transposed":
-            return jnp.transpose(base)
-        if layout == "strided":
-            return base[..., ::2]
-        return jnp.broadcast_to(base, host.shape)
+            memory = memory.view(jnp.bfloat16)
+        memory = jax.device_put(memory, self.devices[device])  # a numpy dtype: no convert compiled
+        return view(memory, layout, host.shape, _VIEWS)
 
     def argmax(self, x, dim, keepdim):
         return jnp.argmax(x, axis=dim, keepdims=keepdim)

@@ -3,7 +3,9 @@ import os
 
 import numpy as np
 
-from . import as_indices, bind, cpu_name, harness, layout_base, no_settings, op_function
+from .. import layouts
+from ..casting import INT_DTYPES
+from . import as_indices, bind, cpu_name, harness, no_settings, op_function, view
 
 try:
     import ml_dtypes
@@ -29,11 +31,15 @@ OPS = {
 }
 
 
+_VIEWS = {"permute": np.transpose, "slice": lambda x, at: x[at], "reshape": np.reshape,
+          "broadcast": np.broadcast_to}
+
+
 class Adapter:
     name = "numpy"
 
     def describe(self):
-        dtypes = ["float32", "float16", "float64"]
+        dtypes = ["float32", "float16", "float64", *INT_DTYPES]
         unsupported = {}
         if ml_dtypes is not None:
             dtypes.insert(2, "bfloat16")
@@ -49,6 +55,7 @@ class Adapter:
             "index_dtypes": {op: np.dtype(np.intp).name for op in OPS},
             "ops": list(OPS),
             "modes": [],
+            "layout_limits": {},  # numpy has every view, negative steps included
             "settings": self.settings(),
         }
 
@@ -71,16 +78,10 @@ class Adapter:
 
     def to_native(self, host, dtype, device, layout):
         """Return `host` (the worker's private array of `dtype`; bfloat16 as bits) in `layout`."""
-        base = layout_base(host, layout)
+        memory = layouts.base(host, layout)
         if dtype == "bfloat16":
-            base = base.view(ml_dtypes.bfloat16)
-        if host.ndim == 0 or layout == "contiguous":
-            return base.reshape(host.shape)
-        if layout == "transposed":
-            return base.T
-        if layout == "strided":
-            return base[..., ::2]
-        return np.broadcast_to(base, host.shape)
+            memory = memory.view(ml_dtypes.bfloat16)
+        return view(memory, layout, host.shape, _VIEWS)
 
     def argmax(self, x, dim, keepdim):
         return np.argmax(x, axis=dim, keepdims=keepdim)

@@ -8,10 +8,23 @@ import sys
 
 import torch
 
-from . import as_indices, bind, cpu_name, layout_base, op_function
+from .. import layouts
+from . import as_indices, bind, cpu_name, op_function, view
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16,
-           "bfloat16": torch.bfloat16, "float64": torch.float64}
+           "bfloat16": torch.bfloat16, "float64": torch.float64,
+           "int8": torch.int8, "uint8": torch.uint8, "int16": torch.int16, "int32": torch.int32,
+           "int64": torch.int64}
+#: Dtypes torch has but documents as of limited support in eager mode (no argmax kernel).
+_LIMITED = {name: (f"torch documents {name} as a shell dtype of limited support (no argmax "
+                   "kernel): https://docs.pytorch.org/docs/stable/tensor_attributes.html")
+            for name in ("uint16", "uint32", "uint64")}
+_LIMITED["bool"] = ("torch.argmax, argmin and topk refuse bool tensors ('argmax(): does not support "
+                    "bool input'); audit x.to(torch.uint8) instead")
+#: What torch tensors cannot be: x[::-1] raises (torch.flip copies instead).
+_LAYOUT_LIMITS = {"negative-step": "torch tensors cannot have negative strides (torch.flip copies)"}
+_VIEWS = {"permute": lambda x, axes: x.permute(*axes), "slice": lambda x, at: x[at],
+          "reshape": lambda x, shape: x.reshape(shape), "broadcast": lambda x, shape: x.expand(*shape)}
 _SETTINGS_ENV = ("CUBLAS_WORKSPACE_CONFIG", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                  "CUDA_VISIBLE_DEVICES", "TORCH_DETERMINISTIC", "CXX",
                  "TORCHINDUCTOR_FORCE_DISABLE_CACHES")
@@ -71,18 +84,19 @@ class Adapter:
     flushing = False  # True while a flush-denormal variant's calls run
 
     def describe(self):
-        devices = [{"id": "cpu", "name": cpu_name(), "dtypes": list(_DTYPES), "unsupported": {}}]
+        devices = [{"id": "cpu", "name": cpu_name(), "dtypes": list(_DTYPES),
+                    "unsupported": dict(_LIMITED)}]
         if torch.cuda.is_available():
             for i in range(torch.cuda.device_count()):
                 props = torch.cuda.get_device_properties(i)
                 devices.append({"id": f"cuda:{i}", "name": props.name,
                                 "capability": f"{props.major}.{props.minor}",
                                 "memory_gb": round(props.total_memory / 2**30, 1),
-                                "dtypes": list(_DTYPES), "unsupported": {}})
+                                "dtypes": list(_DTYPES), "unsupported": dict(_LIMITED)})
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             devices.append({"id": "mps", "name": "Apple MPS",
-                            "dtypes": ["float32", "float16", "bfloat16"],
-                            "unsupported": {"float64": "MPS has no float64"}})
+                            "dtypes": [d for d in _DTYPES if d != "float64"],
+                            "unsupported": {"float64": "MPS has no float64", **_LIMITED}})
         for device in devices:
             why = _compile_unavailable(device["id"])
             device["unavailable_modes"] = {mode: why for mode in MODES} if why else {}
@@ -96,6 +110,7 @@ class Adapter:
             "index_dtypes": {op: "int64" for op in OPS},
             "ops": list(OPS),
             "modes": list(MODES),
+            "layout_limits": dict(_LAYOUT_LIMITS),
             "settings": self.settings(),
         }
 
@@ -169,20 +184,16 @@ class Adapter:
                 importlib.import_module("torch._dynamo").reset()  # free this target's compiled code
 
     def to_native(self, host, dtype, device, layout):
-        """Return `host` (the worker's private array of `dtype`; bfloat16 as bits) in `layout`."""
-        base = layout_base(host, layout)
+        """Return `host` (the worker's private array of `dtype`; bfloat16 as bits) in `layout`:
+        the memory moved to `device` as it is, then viewed (strides, storage offset) there."""
+        if layouts.steps_need(layout) & set(_LAYOUT_LIMITS):
+            raise ValueError(f"layout {layout}: {_LAYOUT_LIMITS['negative-step']}")
+        memory = layouts.base(host, layout)
         if dtype == "bfloat16":
-            base = torch.from_numpy(base.view("int16")).view(torch.bfloat16)
+            memory = torch.from_numpy(memory.view("int16")).view(torch.bfloat16)
         else:
-            base = torch.from_numpy(base)
-        base = base.to(device=device)
-        if host.ndim == 0 or layout == "contiguous":
-            return base.reshape(host.shape)
-        if layout == "transposed":
-            return base.permute(*reversed(range(host.ndim)))
-        if layout == "strided":
-            return base[..., ::2]
-        return base.expand(*host.shape)
+            memory = torch.from_numpy(memory)
+        return view(memory.to(device=device), layout, host.shape, _VIEWS)
 
     def argmax(self, x, dim, keepdim):
         return torch.argmax(x, dim=dim, keepdim=keepdim)
