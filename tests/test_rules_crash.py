@@ -1,0 +1,38 @@
+"""Rules of the crash check: what each way of failing is called, and the reproducer is the call."""
+import pytest
+from synthetic import empty, error, small_case, target
+
+from auditor.checks import crash
+
+
+def _one(kind, message, cases=("c",)):
+    tgt = target(op="argmin")
+    observations = empty([small_case([[1.0, 2.0]], id=c) for c in cases], [tgt])
+    for case_id in cases:
+        observations.add(tgt.id, case_id, [error(kind, message)])
+    (finding,) = crash.check(observations, {})
+    return finding
+
+
+@pytest.mark.parametrize("kind, how", [
+    ("ProcessDied", "its worker process died"), ("Timeout", "it hung"),
+    ("WorkerError", "its worker broke down"), ("SetupError", "the input could not be built on it"),
+    ("RuntimeError", "it raised RuntimeError")])
+def test_a_crash_says_how_the_call_failed_on_how_many_cases(kind, how):
+    finding = _one(kind, "why")
+    assert finding.message == (
+        f"argmin(x, dim=-1) on numpy.argmin/cpu/float32: {how} (why) on 1 case, first c")
+    assert (finding.check, finding.kind, finding.targets, finding.case, finding.count) == (
+        "crash", "crash", ["numpy.argmin/cpu/float32"], "c", 1)
+
+
+def test_a_crash_on_several_cases_counts_them_in_the_plural():
+    finding = _one("Timeout", "after 30 s", cases=("b", "a"))
+    assert finding.message.endswith("it hung (after 30 s) on 2 cases, first b")
+    assert finding.evidence["cases"] == ["a", "b"]
+
+
+def test_a_crash_reproducer_makes_the_call_and_prints_nothing_it_did_not_see():
+    reproducer = _one("Timeout", "after 30 s").reproducer
+    assert reproducer.endswith("\nx, r = run(np.float32)")
+    assert "r = np.argmin(x, axis=-1, keepdims=False)" in reproducer
