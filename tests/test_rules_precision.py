@@ -89,3 +89,9 @@ def test_the_margins_of_at_most_200_flips_are_kept_as_evidence():
     observations = _lane([indices([0] * 250), indices([1] * 250)], rows=rows, op="argmax")
     (finding,) = precision.check(observations, {})
     assert finding.count == 250 and len(finding.evidence["margins_spacings"]) == 200
+
+
+def test_flips_follow_argmaxs_rule_unless_told_the_sense():
+    case = small_case([[1.0, NEAR, 0.0]], id="c")
+    assert precision.flips(case, "float16", np.array([0]), np.array([1])) == [((0,), 0, 1)]
+    assert precision.flips(case, "float16", np.array([0]), np.array([1]), "min") == []
