@@ -35,11 +35,12 @@ def _int32_everywhere(tgt, case_ids=("c1", "c2", "c3")):
 
 
 @pytest.mark.parametrize("tgt, call, whose", [
+    (target(framework="torch"), "argmax(x, dim=-1)", "torch's argmax"),
     (target(framework="torch", op="argmin"), "argmin(x, dim=-1)", "torch's argmin"),
     (target(framework="torch", op="max"), "max(x, dim=-1).indices", "torch.max"),
     (Target("torch", "cpu", "float32", impl="kernels:top1", op="topk"),
      "topk(x, 1, dim=-1).indices", "torch's topk"),
-], ids=["argmin", "twin", "impl"])
+], ids=["argmax", "argmin", "twin", "impl"])
 def test_a_dtype_finding_names_whose_index_dtype_is_expected_and_how_many_cases(tgt, call, whose):
     finding = _int32_everywhere(tgt)
     sentence = f"returned int32 indices; {whose} returns int64"
@@ -55,6 +56,7 @@ def test_a_finding_on_one_case_names_no_more_cases_and_the_call_made():
     finding = _int32_everywhere(target(framework="torch", op="max"), ["only"])
     assert finding.message == ("max(x, dim=-1).indices on torch.max/cpu/float32 returned int32 "
                                "indices; torch.max returns int64 on case only")
+    assert "on case a (and on 1 more case" in _int32_everywhere(target(), ["a", "b"]).message
 
 
 def test_an_empty_reduction_that_answers_is_a_no_raise_finding():

@@ -6,6 +6,7 @@ import pytest
 from synthetic import empty, error, indices, small_case, target
 
 from auditor.checks import consistency
+from auditor.model import Target
 
 TIES = [[1.0, 5.0, 5.0], [2.0, 2.0, 0.0]]  # the reference: [1, 0]
 NUMPY, TORCH, JAX = (target(framework=f) for f in ("numpy", "torch", "jax"))
@@ -14,9 +15,13 @@ TOPK_URL = "https://docs.pytorch.org/docs/stable/generated/torch.topk.html"
 
 
 def _check(answers, values=TIES, keepdim=False, more_cases=()):
-    """Return the consistency findings of (target, answer) pairs on case c of `values`."""
+    """Return the consistency findings of (target, answer) pairs on case c of `values` (each
+    target answers 0 first on `more_cases`)."""
     case = small_case(values, id="c", keepdim=keepdim)
     observations = empty([*more_cases, case], [t for t, _ in answers])
+    for tgt, _ in answers:
+        for more in more_cases:
+            observations.add(tgt.id, more.id, [indices(np.zeros(more.output_shape))])
     for tgt, answer in answers:
         observations.add(tgt.id, "c", [answer if not isinstance(answer, list) else indices(answer)])
     return consistency.check(observations, {})
@@ -55,6 +60,12 @@ def test_the_odd_one_out_is_named_only_against_three_or_more_that_agree(majority
     (finding,) = _check([*agree, (MINE, [2, 0])])
     assert finding.evidence["odd_one_out"] == ([MINE.id] if odd else [])
     assert (f"; the odd one out: {MINE.id}; " in finding.message) == odd
+
+
+def test_every_odd_one_out_is_named():
+    (finding,) = _check([*[(t, [1, 0]) for t in (NUMPY, TORCH, JAX)],
+                         (MINE, [2, 0]), (target("yours"), [2, 0])])
+    assert f"; the odd one out: {MINE.id}, numpy[planted:yours]/cpu/float32; " in finding.message
 
 
 def test_no_odd_one_out_where_the_sides_are_equal():
@@ -108,12 +119,13 @@ def test_argsort_read_from_the_right_is_documented_only_for_the_last_of_equal_va
         pick, documented):
     argsort = target(framework="numpy", op="argsort")
     (finding,) = _check([(NUMPY, [1]), (argsort, [pick])], values=[[1.0, 5.0, 5.0, 5.0]])
+    assert finding.message.startswith("targets disagree on argmax / argsort (dim=-1) of case c ")
     assert ("documented" in finding.evidence) == documented
     assert ("as documented: https://numpy.org/" in finding.message) == documented
 
 
 @pytest.mark.parametrize("blamed", [
-    [(target("mine", op="topk"), [2])],                                   # a user's own topk
+    [(Target("torch", "cpu", "float32", impl="kernels:top1", op="topk"), [2])],  # a user's own
     [(target(framework="torch", op="topk"), [0])],                        # not a maximum
     [(target(framework="torch", op="max"), [2])],                         # torch.max promises the rule
     [(target(framework="torch", op="topk"), [2]), (target(framework="numpy", op="argsort"), [2])],
@@ -126,7 +138,7 @@ def test_documentation_is_quoted_only_where_every_blamed_target_shares_a_note_al
 
 
 def test_a_case_that_must_raise_or_a_target_that_failed_does_not_stop_the_comparison():
-    must_raise = small_case(np.zeros((2, 0)), id="empty")
+    must_raise = small_case(np.zeros((2, 0)), id="empty")  # compared first
     (finding,) = _check([(target("raises"), error("RuntimeError")), (NUMPY, [1, 0]),
                          (MINE, [2, 0])], more_cases=[must_raise])
     assert finding.evidence["blame"] == [MINE.id]

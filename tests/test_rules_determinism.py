@@ -47,3 +47,8 @@ def test_an_error_in_some_runs_is_a_disagreement_counted_once():
         "argmin(x, dim=-1) on numpy.argmin/cpu/float32 gave 2 different answers on case ties, "
         "within one process: indices in 1 run (process 0), RuntimeError in 2 runs (process 0, 1)")
     assert (finding.count, finding.positions) == (1, [])
+
+
+def test_two_disputed_positions_are_counted_in_the_plural():
+    finding = _check([indices([1, 0, 0], runs=[(0, 0)]), indices([2, 1, 0], runs=[(0, 1)])])
+    assert ", within one process, differing at 2 positions: at row 0 " in finding.message

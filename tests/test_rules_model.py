@@ -89,3 +89,9 @@ def test_by_case_groups_every_targets_outcomes_under_its_case():
     grouped = observations.by_case()
     assert sorted(grouped) == ["c", "d"] and sorted(grouped["c"]) == [tgt.id, other.id]
     assert grouped["c"][other.id][0].indices.tolist() == [0]
+
+
+def test_a_keepdim_answer_is_read_along_the_reduced_axis_only():
+    values = np.array([[[5.0, 1.0, 5.0, 5.0]], [[1.0, np.nan, 7.0, np.nan]]], dtype=np.float32)
+    case = small_case(values, dim=-1, keepdim=True)
+    assert case.policies("float32", np.array([[[3]], [[2]]])) == ("last", "ignores-nan")

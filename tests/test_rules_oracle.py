@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 from synthetic import small_case
 
+from auditor.oracle import reference_argmax
+
 NAN = np.nan
 TIES = [5.0, 1.0, 5.0, 5.0]       # tied maxima at 0, 2, 3
 NANS = [1.0, NAN, 7.0, NAN]       # first NaN 1, a later NaN 3, the maximum of the rest 2
@@ -55,3 +57,17 @@ def test_policies_of_a_three_dim_input_with_a_single_middle_dim():
     case = small_case(values, dim=-1)
     assert case.policies("float32", np.array([[2], [3]])) == ("last", "ignores-nan")
     assert case.policies("float32", np.array([[1], [0]])) == ("first", "first")
+
+
+def test_an_empty_reduction_has_no_reference_and_an_empty_input_reduced_elsewhere_has_one():
+    with pytest.raises(ValueError, match="argmax of an empty sequence is undefined"):
+        reference_argmax(np.zeros((0, 3)), 0)
+    with pytest.raises(ValueError, match="argmax of an empty sequence is undefined"):
+        reference_argmax(np.zeros((0, 3)))
+    assert reference_argmax(np.zeros((1, 0)), 0).shape == (0,)
+
+
+def test_the_reference_is_int64_even_for_a_0d_input():
+    reference = reference_argmax(np.float32(3.0), None)
+    assert (reference.dtype, reference.shape, int(reference)) == (np.int64, (), 0)
+    assert reference_argmax(np.float32(3.0), 0).dtype == np.int64

@@ -112,3 +112,11 @@ def test_unused_allow_rules_are_listed_by_number_with_what_they_name():
     assert rules.unused([_finding("error")]) == [
         "[[allow]] #2 (kind = 'crash', target = 'jax/*', case = 'big-*')",
         "[[allow]] #3 (kind = 'nan_policy', case = 'nan-*')"]
+
+
+def test_an_explicit_config_without_a_policy_table_is_refused_by_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[tool.black]\nline-length = 99\n')
+    with pytest.raises(UserError) as info:
+        policy.find("pyproject.toml")
+    assert str(info.value) == "--config pyproject.toml has no [tool.argmax-audit] table"

@@ -6,6 +6,7 @@ from synthetic import empty, error, indices, small_case, target
 
 from auditor.checks import reference
 from auditor.explain import fmt
+from auditor.model import Target
 
 TINY = float(np.finfo(np.float32).tiny)
 TOPK = "torch.topk does not promise which of equal values (tied maxima, or NaNs) comes first"
@@ -119,7 +120,7 @@ def test_a_documented_twin_tie_is_a_warning_that_quotes_its_documentation():
 
 @pytest.mark.parametrize("values, answer, tgt", [
     ([[1.0, 5.0, 5.0]], 0, target(framework="torch", op="topk")),   # not one of the equal values
-    ([[1.0, 5.0, 5.0]], 2, target("mine", op="topk")),              # a user's own topk
+    ([[1.0, 5.0, 5.0]], 2, Target("torch", "cpu", "float32", impl="k:top1", op="topk")),  # own
     ([[1.0, 5.0, 5.0]], 2, target(framework="torch", op="max")),    # torch.max promises the rule
 ])
 def test_what_the_documentation_does_not_allow_stays_an_error(values, answer, tgt):

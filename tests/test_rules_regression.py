@@ -140,3 +140,32 @@ def test_compared_pairs_count_paired_targets_comparable_cases_and_the_unmatched(
     for case_id in ("same", "other"):
         new.outcomes[(tgt.id, case_id)] = [indices([1])]
     assert regression.compared_pairs(new, old) == (1, 1, ["other"])
+
+
+def test_a_case_the_baseline_holds_with_other_values_does_not_stop_the_comparison():
+    moved, kept = small_case([[1.0, 2.0]], id="moved"), small_case([[5.0, 5.0]], id="kept")
+    tgt = target()
+    new = Observations(cases={"moved": moved, "kept": kept}, targets={tgt.id: tgt})
+    new.outcomes[(tgt.id, "moved")] = [indices([1])]
+    new.outcomes[(tgt.id, "kept")] = [indices([1])]
+    old = Observations(cases={"moved": small_case([[2.0, 1.0]], id="moved"), "kept": kept},
+                       targets={tgt.id: tgt})
+    old.outcomes[(tgt.id, "moved")] = [indices([0])]
+    old.outcomes[(tgt.id, "kept")] = [indices([0])]
+    (finding,) = regression.check(new, {"baseline": old})
+    assert finding.case == "kept"
+
+
+def test_a_target_that_gave_no_answer_is_the_crash_checks_not_a_regression():
+    case = small_case([[1.0, 5.0, 2.0]], id="c")
+    assert _check(case, error("Timeout"), indices([1])) == []
+
+
+def test_compared_pairs_count_every_paired_target_and_every_comparable_case():
+    cases = {c: small_case([[1.0, 2.0]], id=c) for c in ("a", "b")}
+    targets = {t.id: t for t in (target(), target("mine"))}
+    new = Observations(cases=cases, targets=targets)
+    for tid in targets:
+        for cid in cases:
+            new.outcomes[(tid, cid)] = [indices([1])]
+    assert regression.compared_pairs(new, Observations(cases=cases, targets=targets)) == (2, 4, [])

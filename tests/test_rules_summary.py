@@ -23,10 +23,10 @@ def _rows_observations():
     mixed = small_case([[4.0, 4.0, 1.0]], id="mixed")
     last, low, mixer = target("last"), target("low", op="argmin"), target("mixer")
     observations = empty([ties, nan, empty_dim, mins, mixed], [last, low, mixer])
+    observations.add(last.id, "empty", [error("ValueError", runs=_runs(2))])  # read no policy
     observations.add(last.id, "ties", [indices([2, 1], runs=_runs(3)),
                                        error("MutatedInput", NOTE, runs=[(0, None)])])
     observations.add(last.id, "nan", [indices([2], runs=_runs(2)), indices([1], runs=[(1, 0)])])
-    observations.add(last.id, "empty", [error("ValueError", runs=_runs(2))])
     observations.add(low.id, "mins", [indices([1])])
     observations.add(low.id, "ties", [indices([0, 2])])
     observations.add(mixer.id, "ties", [indices([1, 0])])
@@ -100,16 +100,19 @@ def _user_observations():
     none = _user_case(np.zeros((2, 0)), "user:none")
     suite = small_case([[1.0, 2.0]], id="suite")
     new_target, other = target(), target("other", op="argmin")
-    new = empty([logits, moved, broken, none, suite], [new_target, other])
+    same = _user_case([[4.0, 1.0]], "user:same")
+    new = empty([logits, moved, broken, none, suite, same], [new_target, other])
+    new.add(new_target.id, "suite", [indices([0])])  # not a user case
     new.add(new_target.id, "user:logits", [indices([2, 0, 0])])  # rows 0 and 2 off the reference
     new.add(new_target.id, "user:moved", [indices([1])])
     new.add(new_target.id, "user:broken", [error("RuntimeError")])  # every row differs
     new.add(new_target.id, "user:none", [error("ValueError")])  # must raise: not a row
-    new.add(new_target.id, "suite", [indices([0])])  # not a user case
+    new.add(new_target.id, "user:same", [indices([0])])  # the same answer as the baseline's
     new.add(other.id, "suite", [indices([0])])
     old_target = dataclasses.replace(new_target, env="old")
     moved_before = _user_case([[2.0, 1.0]], "user:moved")  # other values: not compared
-    old = empty([logits, moved_before, broken], [old_target])
+    old = empty([logits, moved_before, broken, same], [old_target])
+    old.add(old_target.id, "user:same", [indices([0])])
     old.add(old_target.id, "user:logits", [indices([1, 0, 1])])  # rows 0 and 2 differ
     old.add(old_target.id, "user:moved", [indices([0])])
     old.add(old_target.id, "user:broken", [error("RuntimeError")])  # failed: not compared
@@ -119,9 +122,9 @@ def _user_observations():
 def test_user_cases_count_rows_off_the_reference_and_off_the_baseline_where_comparable():
     new, old, new_target = _user_observations()
     assert user_flips(new, old) == {new_target.id: {
-        "rows": 3 + 1 + 2, "vs_reference": 2 + 0 + 2, "baseline_target": "numpy/cpu/float32@old",
-        "vs_baseline": 2, "rows_compared": 3}}
-    assert user_flips(new) == {new_target.id: {"rows": 6, "vs_reference": 4}}
+        "rows": 3 + 1 + 2 + 1, "vs_reference": 2 + 0 + 2 + 0,
+        "baseline_target": "numpy/cpu/float32@old", "vs_baseline": 2 + 0, "rows_compared": 3 + 1}}
+    assert user_flips(new) == {new_target.id: {"rows": 7, "vs_reference": 4}}
     assert summarize(new, [], "error", old)["user"] == user_flips(new, old)
 
 
