@@ -32,7 +32,8 @@ EQUIVALENT = os.path.join(ROOT, "tests", "mutation-equivalent.txt")
 
 #: The files mutmut mutates (staged paths) and the functions of them in scope (mutant-name globs).
 FILES = ["src/auditor/checks/*", "src/auditor/oracle.py", "src/auditor/policy.py",
-         "src/auditor/summary.py", "src/auditor/cli.py", "src/auditor/model.py"]
+         "src/auditor/summary.py", "src/auditor/cli.py", "src/auditor/api.py",
+         "src/auditor/model.py"]
 SCOPE = [
     "auditor.checks.*",
     "auditor.oracle.*",
@@ -40,8 +41,8 @@ SCOPE = [
     "auditor.summary.*",
     # the exit-code path and what decides the run's cases and check options
     "auditor.cli.x__exit__mutmut_*", "auditor.cli.x__refail__mutmut_*",
-    "auditor.cli.x_main__mutmut_*", "auditor.cli.x__check_options__mutmut_*",
-    "auditor.cli.x__cases__mutmut_*",
+    "auditor.cli.x_main__mutmut_*", "auditor.api.x_check_options__mutmut_*",
+    "auditor.api.x__cases__mutmut_*",
     # the suite's rules: what must raise, the output shape, which answer is the modal one
     "auditor.model.x_severity_rank__mutmut_*",
     "auditor.model.xǁCaseǁ*", "auditor.model.xǁOutcomeǁ*", "auditor.model.xǁObservationsǁ*",
