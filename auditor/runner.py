@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib.util
+import os
+import shutil
+import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +23,7 @@ from . import variants as variant_table
 from .errors import CouldNotRun, UserError
 from .model import Outcome, Target
 from .worker import layouts
-from .worker.protocol import read_array
+from .worker.protocol import SHARED_ENV, read_array
 from .workers import WorkerGone, WorkerProcess, cases_message
 
 INSTALL_HINT = {
@@ -165,13 +169,30 @@ class Runner:
         self.described = {}  # Group -> what its first worker said about itself
         self.variants = {}  # framework -> the Variants it runs
         self._cases_for = {}  # target id -> the ids of the cases it runs
+        self._shared = {}  # Group -> a folder its processes share for the run (see `spawn`)
+        self._scratch = None
+
+    def shared_folder(self, group):
+        """Return the folder the processes of `group` share during this run, made on first use
+        and removed with everything in it when the run ends (or the runner is collected).
+
+        A worker may keep there what its other processes can reuse without changing any answer
+        (the jax adapter keeps its compiled executables there on CPU)."""
+        if group not in self._shared:
+            if self._scratch is None:
+                self._scratch = tempfile.mkdtemp(prefix="argmax-audit-shared-")
+                self._cleanup = weakref.finalize(self, shutil.rmtree, self._scratch, True)
+            self._shared[group] = os.path.join(self._scratch, str(len(self._shared)))
+            os.mkdir(self._shared[group])
+        return self._shared[group]
 
     def spawn(self, group):
         """Start a worker for `group` and track it, so an interrupt can stop it."""
         with self.lock:
             if self.stopping.is_set():
                 raise WorkerGone("WorkerError", "the run was interrupted")
-            worker = WorkerProcess(group.framework, python=group.python, env=group.env)
+            env = {**group.env, SHARED_ENV: self.shared_folder(group)}
+            worker = WorkerProcess(group.framework, python=group.python, env=env)
             self.live.add(worker)
             return worker
 
@@ -423,6 +444,8 @@ class Runner:
             pool.shutdown(wait=True, cancel_futures=True)
             for worker in first.values():
                 worker.kill()
+            if self._scratch is not None:
+                self._cleanup()
             self.record.seconds = time.perf_counter() - started
 
     def _wait(self, running):
@@ -461,6 +484,8 @@ class Runner:
 
     def _run_process(self, group, process, worker):
         targets = [t for t, g in self.targets.values() if g == group]
+        if process % 2:  # the other end first: with a shared folder (see `shared_folder`), two
+            targets.reverse()  # processes running at once then mostly reuse each other's work
         impls = [i for i in self.plan.impls if i.framework == group.framework]
         session = _Session(self, group, impls, worker)
         try:
