@@ -424,8 +424,7 @@ class Runner:
         used = {group for _, group in self.targets.values()}
         for group in set(first) - used:
             first.pop(group).close()
-        jobs = [(group, p) for group in self.described if group in used
-                for p in range(self.plan.processes)]
+        jobs = [(group, p) for group in self._longest_first(used) for p in range(self.plan.processes)]
         pool = concurrent.futures.ThreadPoolExecutor(max(1, self.plan.jobs))
         try:
             running = {pool.submit(self._run_process, group, p, first.pop(group) if p == 0 else None)
@@ -447,6 +446,13 @@ class Runner:
             if self._scratch is not None:
                 self._cleanup()
             self.record.seconds = time.perf_counter() - started
+
+    def _longest_first(self, used):
+        """Return the groups of `used` with those whose workers compile every signature first:
+        their processes take longest, so the others fill the slots they leave (and the two
+        processes of one, running at once, share their compilations)."""
+        groups = [g for g in self.described if g in used]
+        return sorted(groups, key=lambda g: not self.described[g].get("compiles_per_signature"))
 
     def _wait(self, running):
         while running:

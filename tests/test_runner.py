@@ -85,6 +85,16 @@ def test_absent_framework_of_an_impl_is_a_user_error(monkeypatch):
         check_available(_plan(frameworks=["numpy"], impls=[Impl("torch", "k", "f")]))
 
 
+def test_groups_that_compile_every_signature_start_first():
+    from auditor.runner import Group
+    runner = Runner(_plan(), Observations(cases={}))
+    numpy, torch, jax = Group("numpy"), Group("torch"), Group("jax")
+    runner.described = {numpy: {}, torch: {"compiles_per_signature": False},
+                        jax: {"compiles_per_signature": True}}
+    assert runner._longest_first({numpy, torch, jax}) == [jax, numpy, torch]
+    assert runner._longest_first({numpy, torch}) == [numpy, torch]
+
+
 def test_record_outcomes_merges_processes_and_sums_timings():
     case = select(build_suite(), ["scalar"])[0]
     observations = Observations(cases={case.id: case})

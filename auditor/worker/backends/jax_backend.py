@@ -130,6 +130,8 @@ class Adapter:
             "index_dtypes": {"argmax": index, "argmin": index, "topk": "int32"},
             "ops": list(OPS),
             "modes": list(MODES),
+            # Called as it is, jax compiles every new signature: its processes run longest.
+            "compiles_per_signature": True,
             "layout_limits": dict(_LAYOUT_LIMITS),
             "settings": self.settings(),
         }
