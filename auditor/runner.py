@@ -159,6 +159,7 @@ class Runner:
         self.observations = observations
         self.progress = progress or (lambda *a: None)
         self.checkpoint = checkpoint or (lambda: None)
+        self.grow = lambda more: None  # told how many (target, case) runs the re-runs add
         self.lock = threading.Lock()
         self.record = RunRecord()
         self.targets = {}
@@ -431,6 +432,7 @@ class Runner:
                        for group, p in jobs}
             self._wait(running)
             reruns = self._unsettled()
+            self.grow(sum(len(ids) for items in reruns.values() for _, ids in items))
             self._wait({pool.submit(self._rerun, group, items) for group, items in reruns.items()})
         except BaseException:
             self.stopping.set()
