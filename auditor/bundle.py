@@ -314,7 +314,7 @@ def _decode(document, arrays, path):
 class Checkpointer:
     """Save partial bundles while a run goes on, at most every `interval` seconds."""
 
-    def __init__(self, path, observations, metadata, environment, interval=2.0):
+    def __init__(self, path, observations, metadata, environment, interval=5.0):
         self.path, self.observations = path, observations
         self.metadata, self.environment = metadata, environment
         self.interval = interval
@@ -328,4 +328,6 @@ class Checkpointer:
         write(self.path, self.observations, (), dict(self.metadata, complete=False), self.environment,
               {"complete": False})
         self.last = time.monotonic()
-        self.interval = max(self.interval, 5 * (self.last - started))
+        # A checkpoint rewrites the whole bundle: keep that under a tenth of the driver's time,
+        # which it shares with the workers on a small machine.
+        self.interval = max(self.interval, 10 * (self.last - started))
