@@ -142,7 +142,7 @@ class Entry:
 class BenchPlan:
     shapes: list
     dims: list
-    samples: int = 10
+    samples: int = 5
     processes: int = 2
     seed: int = 0
     min_sample_s: float = MIN_SAMPLE_S

@@ -62,8 +62,9 @@ def _json_out(ctx, param, value):
 @click.option("--dim", "dims", multiple=True, callback=_dims, metavar="DIM",
               help="The dim argmax reduces (repeatable, comma lists; None: the whole array). "
                    "Default: 0 and -1.")
-@click.option("--samples", type=click.IntRange(1, 10_000), default=10, show_default=True,
-              help="Timed samples per process, each of as many calls as last 50 ms or more.")
+@click.option("--samples", type=click.IntRange(1, 10_000), default=5, show_default=True,
+              help="Timed samples per process, each of as many calls as last 50 ms or more "
+                   "(median, IQR and min are over the samples of every process).")
 @click.option("--processes", type=click.IntRange(1, 100), default=2, show_default=True,
               help="Fresh worker processes per target, one after another.")
 @options.timeout

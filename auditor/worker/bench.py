@@ -3,8 +3,8 @@
 The driver never times across the pipe. For each (target, shape) it sends one `bench` request;
 the worker builds the input on the device once, and for each dim makes a first call (compilation
 included, timed apart), calibrates the loop count like `timeit.autorange` (unless the driver gives
-the count a first process found), discards one warm-up sample, then times `samples` samples of
-`loops` calls each and streams one `measured` message per dim. A `tick` goes before every phase,
+the count a first process found), discards one warm-up sample (calibration's last trial, or the
+first call where one call is a sample), then times `samples` samples of `loops` calls each and streams one `measured` message per dim. A `tick` goes before every phase,
 so the driver's deadline covers one phase, not the whole request. `peak` times a streaming
 reduction (the sum of a large float32 buffer) on a device: the bandwidth the framework reaches
 there, against which every argmax is judged.
@@ -173,20 +173,21 @@ class Bench:
 
     def _dim(self, fn, x, mode, dim, builtin, device, sync_mode, header, loops):
         """Return {first_s, loops, times} for one dim, or {error} where a call raised."""
-        from .main import _error
+        from .main import COMPILING, _error
 
         try:
             call = self.adapter.prepare(fn, mode, dim, False, builtin)
-            self._tick(compile=True)  # the first call may compile: the driver's longer deadline
+            self._tick(compile=mode in COMPILING)  # a compile gets the driver's longer deadline
             started = time.perf_counter()
             self.adapter.synchronize(device, call(x))
             first_s = time.perf_counter() - started
             time_loops = timing_loop(call, x, self.adapter.synchronize, device, sync_mode)
             self._tick()
-            if loops is None:
+            if loops is None:  # its last trial, a sample of `loops` calls, is the warm-up
                 loops, _ = calibrate(time_loops, header.get("min_sample_s", MIN_SAMPLE_S))
                 self._tick()
-            time_loops(loops)  # warm-up sample, discarded
+            elif loops > 1:  # one call is a sample: the first call was its warm-up
+                time_loops(loops)  # warm-up sample, discarded
             times = []
             for _ in range(header["samples"]):
                 self._tick()
