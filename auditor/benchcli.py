@@ -103,7 +103,7 @@ def bench(frameworks, devices, dtypes, impls, variants, ops, shapes, dims, sampl
                 "cpu_count": os.cpu_count(), "memory_bytes": bench_module.total_memory()}
         benchcompare.check_machines(baseline["environment"], here, force, baseline_path,
                                     "this machine")
-    benchfile.prepare(out)
+    benchfile.check_out(out)
     impls = [_impl(spec, frameworks) for spec in impls]
     plan = bench_module.BenchPlan(shapes=shapes, dims=dims, samples=samples, processes=processes,
                                   timeout=timeout, startup_timeout=startup_timeout)
@@ -116,10 +116,14 @@ def bench(frameworks, devices, dtypes, impls, variants, ops, shapes, dims, sampl
     progress = bench_module.stderr_progress(not quiet)
     runner = bench_module.Bench(plan, targets, progress=progress)
     runner.start()
-    if baseline is not None:
-        here = bench_module.environment(runner, load_start)
-        benchcompare.check_machines(baseline["environment"], here, force, baseline_path,
-                                    "this machine")
+    if baseline is not None:  # now the devices' names are known too
+        try:
+            benchcompare.check_machines(baseline["environment"],
+                                        bench_module.environment(runner, load_start), force,
+                                        baseline_path, "this machine")
+        except UserError:
+            runner.close()
+            raise
 
     def checkpoint(measuring):
         benchfile.write(out, bench_module.document(measuring, load_start, metadata, False))

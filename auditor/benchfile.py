@@ -146,11 +146,18 @@ def load(path, what="bench bundle"):
     return document
 
 
-def prepare(out):
-    """Make bundle folder `out`; refuse a results bundle or a file there (one line)."""
+def check_out(out):
+    """Refuse bundle folder `out` where a results bundle or something not a folder is there."""
     if os.path.lexists(os.path.join(out, "results.json")):
         raise UserError(f"--out {files.printable(out)} holds a results bundle of audit run; "
                         "give another folder for the bench bundle")
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {files.printable(out)} is not a folder")
+
+
+def prepare(out):
+    """Make bundle folder `out` (checked by `check_out`)."""
+    check_out(out)
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as exc:
@@ -164,7 +171,8 @@ def dumps(document):
 
 def write(out, document, report=None, summary=None):
     """Write bench.json (and `report` HTML, `summary` Markdown where given) into folder `out`,
-    each atomically."""
+    each atomically; the folder is made where it is missing."""
+    prepare(out)
     files.write_text(os.path.join(out, DOCUMENT_NAME), dumps(document), "bench document", False)
     if report is not None:
         files.write_text(os.path.join(out, REPORT_NAME), report, "HTML report", False)
