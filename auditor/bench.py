@@ -168,6 +168,7 @@ class Bench:
         self.progress = progress or (lambda text: None)
         self.started = self.seconds = 0.0
         self.done = 0
+        self.inventory = None  # audit run's inventory, made once the workers described themselves
 
     @property
     def targets(self):
@@ -437,8 +438,10 @@ def total_memory():
 def environment(bench, load_start):
     """Return the bench document's environment: audit run's inventory, the machine, the load
     average at the start and end, the peaks measured and the timing loop's own cost."""
-    record = bench.runner.record
-    found = inventory(record.frameworks, record.unavailable, record.envs)
+    if getattr(bench, "inventory", None) is None:  # once: it may ask nvidia-smi
+        record = bench.runner.record
+        bench.inventory = inventory(record.frameworks, record.unavailable, record.envs)
+    found = dict(bench.inventory)
     found.update(
         cpu=cpu_name(), memory_bytes=total_memory(),
         load_average={"start": load_start, "end": load_average()},

@@ -83,10 +83,11 @@ def _json_out(ctx, param, value):
                    "and dim with it (exit 1 when one is slower than allowed).")
 @threshold_option
 @force_option
+@options.summary_md
 @options.quiet
 def bench(frameworks, devices, dtypes, impls, variants, ops, shapes, dims, samples, processes,
           timeout, startup_timeout, env_names, python_paths, no_local, out, json_file,
-          baseline_path, threshold, force, quiet):
+          baseline_path, threshold, force, summary_md, quiet):
     """Time argmax on the audit's targets: median, IQR and min per call, GB/s and % of a peak.
 
     Each target times its calls inside its worker: the input built on the device once, a first
@@ -140,9 +141,11 @@ def bench(frameworks, devices, dtypes, impls, variants, ops, shapes, dims, sampl
         document["run"]["comparison"] = comparison
     from .api import signals_deferred
 
+    summary = bench_text.markdown(document, comparison)
     with signals_deferred():
-        benchfile.write(out, document, bench_html.render(document),
-                        bench_text.markdown(document, comparison))
+        benchfile.write(out, document, bench_html.render(document), summary)
+        if summary_md:
+            files.write_text(summary_md, summary, "Markdown summary")
         if json_file and json_file != "-":
             files.write_text(json_file, benchfile.dumps(document), "bench document")
     _echo(bench_text.render(document, comparison), err=json_file == "-")

@@ -105,7 +105,7 @@ def test_compare_refuses_a_bench_bundle_against_a_results_bundle(audit, helpers,
 
 def test_a_small_bench_writes_the_document_the_bundle_and_the_table(audit, tmp_path, small_memory):
     out = str(tmp_path / "b")
-    found = audit(*SMALL, "--out", out, "--json", "-")
+    found = audit(*SMALL, "--out", out, "--json", "-", "--summary-md", str(tmp_path / "s.md"))
     assert found.code == 0, found.err
     doc = json.loads(found.out)
     assert [r["target"] for r in doc["results"]] == ["numpy/cpu/float32"]
@@ -119,6 +119,7 @@ def test_a_small_bench_writes_the_document_the_bundle_and_the_table(audit, tmp_p
     assert benchfile.load(out) == doc
     assert os.path.isfile(os.path.join(out, "report.html"))
     assert "| numpy/cpu/float32 |" in open(os.path.join(out, "summary.md")).read()
+    assert (tmp_path / "s.md").read_text() == open(os.path.join(out, "summary.md")).read()
 
 
 @pytest.mark.slow
