@@ -197,6 +197,31 @@ def compare_bench(old_path, new_path, html_file, summary_md, json_file, threshol
     sys.exit(ExitCode.FINDINGS if comparison["verdict"] == "fail" else ExitCode.OK)
 
 
+def report_bench(path, html_file, summary_md, json_file):
+    """`audit report BUNDLE` on a bench bundle: print its table, write its HTML report (and
+    --summary-md, --json), exit as the run did."""
+    document = benchfile.load(path)
+    run = document.get("run") or {}
+    comparison = run.get("comparison")
+    html = bench_html.render(document)
+    if html_file:
+        files.write_text(html_file, html, "HTML report")
+    else:
+        files.write_text(os.path.join(path, benchfile.REPORT_NAME), html, "HTML report", False)
+    if summary_md:
+        files.write_text(summary_md, bench_text.markdown(document, comparison), "Markdown summary")
+    if json_file and json_file != "-":
+        files.write_text(json_file, benchfile.dumps(document), "bench document")
+    _echo(bench_text.render(document, comparison), err=json_file == "-")
+    if json_file == "-":
+        _echo(benchfile.dumps(document))
+    if run.get("complete") is False:
+        raise AuditError(f"{files.printable(path)} holds a bench that did not finish "
+                         "(interrupted): the table covers what was measured")
+    failed = run.get("failures") or (comparison and comparison.get("verdict") == "fail")
+    sys.exit(ExitCode.FINDINGS if failed else ExitCode.OK)
+
+
 def _echo(text, err=False):
     from .cli import _echo as echo
 

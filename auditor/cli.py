@@ -7,7 +7,13 @@ import click
 
 from . import __version__, baseline, benchfile, bundle, files, options, policy
 from .api import baseline_facts, check_options, run_audit, save
-from .benchcli import bench, compare_bench, force_option, threshold_option  # audit bench (issue 14)
+from .benchcli import (  # audit bench (issue 14)
+    bench,
+    compare_bench,
+    force_option,
+    report_bench,
+    threshold_option,
+)
 from .checks import regression, run_checks
 from .envcmd import env
 from .errors import AuditError, ExitCode, UserError
@@ -109,6 +115,8 @@ def report(bundle_path, html_file, fail_on, config, junit, summary_md, json_file
     and exits like the run did: 1 when findings at or above --fail-on (default: the run's level)
     are not allowed by the policy.
     """
+    if benchfile.is_bench(bundle_path):  # a bench bundle (audit bench, issue 14)
+        return report_bench(bundle_path, html_file, summary_md, json_file)
     rules = policy.find(config)  # checked even where the saved verdict stands
     observations, findings, document = bundle.read(bundle_path)
     if "verdict" not in document["summary"]:  # a checkpoint: the run was killed before its end

@@ -183,3 +183,20 @@ def test_bench_against_a_baseline_exits_1_when_slower(audit, tmp_path, small_mem
     found = audit(*SMALL, "--out", str(tmp_path / "new2"), "--baseline",
                   str(tmp_path / "other.json"))
     assert found.code == 2 and "different machines" in found.err
+
+
+def test_report_re_renders_a_bench_bundle_and_exits_as_the_run_did(audit, tmp_path):
+    path = save(tmp_path, "b", document([result(median=1e-3)]))
+    found = audit("report", path, "--summary-md", str(tmp_path / "s.md"))
+    assert found.code == 0, found.err
+    assert "numpy/cpu/float32" in found.out and "1000x1000" in found.out
+    assert "<svg" in (tmp_path / "b" / "report.html").read_text()
+    assert "| numpy/cpu/float32 |" in (tmp_path / "s.md").read_text()
+    failed = document()
+    failed["run"]["failures"] = [{"target": "numpy/cpu/float32", "shape": [5], "dim": 0,
+                                  "errors": [{"type": "Timeout", "message": "hung"}]}]
+    assert audit("report", save(tmp_path, "f", failed)).code == 1
+    cut = document()
+    cut["run"]["complete"] = False
+    found = audit("report", save(tmp_path, "c", cut))
+    assert found.code == 3 and "did not finish" in found.err
