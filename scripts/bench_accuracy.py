@@ -60,6 +60,7 @@ def bench(dim):
 def accuracy(rounds):
     print("numpy 1000x1000 float32 argmax: bench median against python -m timeit (per call)")
     for dim in (0, 1):
+        medians, timeits = [], []
         for _ in range(rounds):
             before = load()
             best1, median1 = timeit(dim)
@@ -75,6 +76,13 @@ def accuracy(rounds):
                   f"{result['min_s'] / best:.3f}; loop overhead "
                   + ", ".join(f"{k} {v * 1e6:.2f} us" for k, v in overhead.items())
                   + f"; load {before} -> {load()}")
+            medians.append(result["median_s"])
+            timeits.append(median)
+        if rounds > 1:
+            bench_s, timeit_s = statistics.median(medians), statistics.median(timeits)
+            print(f"  dim {dim} over {rounds} rounds: bench {bench_s * 1e6:.1f} us, timeit "
+                  f"{timeit_s * 1e6:.1f} us (medians of the rounds' medians): ratio "
+                  f"{bench_s / timeit_s:.3f}")
 
 
 def default_run():
