@@ -374,3 +374,63 @@ def test_the_terminal_table_has_a_row_per_target_and_dim_and_a_column_per_shape(
     below = lines[lines.index(row) + 1].split()
     assert below[0] == f"{400 / 2e-6 / 1e9:.3g}"
     assert any(line.split()[:1] == ["-1"] and line.split()[-1] == "-" for line in lines)
+
+
+# --- the worker's side, in-process with numpy's adapter ----------------------------------------
+
+
+def run_worker(header, impls=None):
+    """Run the bench request `header` in an in-process worker; return its messages and reply."""
+    import io
+
+    from auditor.worker import backends
+    from auditor.worker.main import Worker
+    from auditor.worker.protocol import read_message
+
+    worker = Worker(io.BytesIO())
+    worker.adapter = backends.load("numpy")
+    worker.impls = impls or {}
+    reply = worker_bench.OPS[header.pop("op", "bench")](worker, header, b"")
+    stream, messages = io.BytesIO(worker.out.getvalue()), []
+    while stream.tell() < len(worker.out.getvalue()):
+        messages.append(read_message(stream)[0])
+    return [m for m in messages if m["op"] != "tick"], reply
+
+
+def bench_header(**extra):
+    return {"target": {"device": "cpu", "dtype": "float32", "op": "argmax", "impl": None,
+                       "variant": {}}, "shape": [50, 60], "dims": [0, None], "samples": 3,
+            "seed": 0, "min_sample_s": 0.001, **extra}
+
+
+def test_the_worker_calibrates_in_a_first_process_and_reuses_loops_given():
+    measured, reply = run_worker(bench_header())
+    assert [m["dim"] for m in measured] == [0, None]
+    for m in measured:
+        assert len(m["times"]) == 3 and m["loops"] >= 1 and m["first_s"] > 0
+        assert all(0 < t < 0.01 for t in m["times"])
+    assert reply["done"] and 0 < reply["overhead_s"] < 1e-4
+    measured, _ = run_worker(bench_header(loops={"0": 7}))
+    assert measured[0]["loops"] == 7 and measured[1]["loops"] >= 1
+
+
+def test_a_call_that_raises_is_an_error_for_its_dim_and_the_others_go_on():
+    def picky(x, dim=None, keepdim=False):
+        if dim is None:
+            raise ValueError("no whole-array argmax here")
+        return np.argmax(x, axis=dim)
+
+    header = bench_header()
+    header["target"]["impl"] = "picky"
+    measured, _ = run_worker(header, {"picky": picky})
+    assert "times" in measured[0]
+    assert measured[1]["error"]["type"] == "ValueError"
+    assert "no whole-array" in measured[1]["error"]["message"]
+
+
+def test_the_worker_measures_a_peak_and_reports_no_device_memory_for_the_host():
+    _, reply = run_worker({"op": "bench_peak", "device": "cpu", "bytes": 2**20, "samples": 2})
+    assert reply["bytes"] == 2**20 and len(reply["gbps"]) == 2 and min(reply["gbps"]) > 0
+    assert "numpy sum of 1 MiB" in reply["kernel"]
+    _, reply = run_worker({"op": "bench_free", "devices": ["cpu"]})
+    assert reply == {"free": {"cpu": None}}
