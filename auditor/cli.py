@@ -116,6 +116,9 @@ def report(bundle_path, html_file, fail_on, config, junit, summary_md, json_file
     are not allowed by the policy.
     """
     if benchfile.is_bench(bundle_path):  # a bench bundle (audit bench, issue 14)
+        if junit or fail_on or config:
+            raise UserError("--junit, --fail-on and --config are for results bundles, not bench "
+                            "bundles")
         return report_bench(bundle_path, html_file, summary_md, json_file)
     rules = policy.find(config)  # checked even where the saved verdict stands
     observations, findings, document = bundle.read(bundle_path)
