@@ -79,7 +79,22 @@ def compare(old, new, threshold=DEFAULT_THRESHOLD):
               for word in ("slower", "faster", "same", "noisy", "failed")}
     failing = any(p["verdict"] in FAILING for p in pairs)
     return {"threshold": threshold, "verdict": "fail" if failing else "pass", "counts": counts,
-            "pairs": sorted(pairs, key=_worst_first), "only_old": only_old, "only_new": only_new}
+            "pairs": sorted(pairs, key=_worst_first), "only_old": only_old, "only_new": only_new,
+            "notes": load_notes(old, new)}
+
+
+def load_notes(old, new):
+    """Say which run started on a machine busier than its CPUs (load average per CPU above 1):
+    its timings include other work, and a verdict between them may be the load's."""
+    notes = []
+    for name, document in (("OLD", old), ("NEW", new)):
+        environment = document["environment"]
+        start = (environment.get("load_average") or {}).get("start")
+        cpus = environment.get("cpu_count")
+        if start and cpus and start[0] > cpus:
+            notes.append(f"{name} started at a load average of {start[0]:g} on {cpus} CPUs: "
+                         "its timings include other work on the machine")
+    return notes
 
 
 def _pair(old, new, ratio, word):

@@ -83,6 +83,7 @@ class Report:
     rows: list
     comparison: dict | None = None
     pairs: list = field(default_factory=list)
+    comparison_notes: list = field(default_factory=list)
 
 
 def _log_scale(low, high, size, flip=False):
@@ -190,7 +191,8 @@ def view(document):
     complete = "" if run.get("complete", True) else " (incomplete)"
     return Report(f"argmax bench{complete}", facts(document), peak_lines(document),
                   notes(document), charts, [row(r) for r in document["results"]],
-                  comparison, [pair_row(p) for p in (comparison or {}).get("pairs", [])])
+                  comparison, [pair_row(p) for p in (comparison or {}).get("pairs", [])],
+                  list((comparison or {}).get("notes") or []))
 
 
 def _environment():

@@ -140,6 +140,7 @@ def render_comparison(comparison):
             out.append(f"{words}: " + ", ".join(
                 f"{printable(r['target'])} {shape_text(r['shape'])} dim {dim_text(r['dim'])}"
                 for r in comparison[key][:8]) + (" ..." if len(comparison[key]) > 8 else ""))
+    out += [f"note: {printable(note)}" for note in comparison.get("notes") or []]
     out.append("FAIL: slower than allowed" if comparison["verdict"] == "fail" else
                "PASS: nothing slower than allowed")
     return out

@@ -434,3 +434,14 @@ def test_the_worker_measures_a_peak_and_reports_no_device_memory_for_the_host():
     assert "numpy sum of 1 MiB" in reply["kernel"]
     _, reply = run_worker({"op": "bench_free", "devices": ["cpu"]})
     assert reply == {"free": {"cpu": None}}
+
+
+def test_a_comparison_says_when_a_run_started_on_a_busy_machine():
+    quiet = document()
+    busy = document(load_average={"start": [7.9, 5.3, 3.0], "end": [6.4, 6.0, 3.7]})
+    assert benchcompare.compare(quiet, quiet)["notes"] == []
+    notes = benchcompare.compare(quiet, busy)["notes"]
+    assert notes == ["NEW started at a load average of 7.9 on 2 CPUs: its timings include "
+                     "other work on the machine"]
+    assert "note: NEW started" in "\n".join(
+        bench_text.render_comparison(benchcompare.compare(quiet, busy)))
