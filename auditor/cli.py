@@ -5,8 +5,15 @@ import sys
 
 import click
 
-from . import __version__, baseline, bundle, files, options, policy
+from . import __version__, baseline, benchfile, bundle, files, options, policy
 from .api import baseline_facts, check_options, run_audit, save
+from .benchcli import (  # audit bench (issue 14)
+    bench,
+    compare_bench,
+    force_option,
+    report_bench,
+    threshold_option,
+)
 from .checks import regression, run_checks
 from .envcmd import env
 from .errors import AuditError, ExitCode, UserError
@@ -89,6 +96,7 @@ def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns,
 
 
 cli.add_command(env)
+cli.add_command(bench)
 
 
 @cli.command()
@@ -107,6 +115,11 @@ def report(bundle_path, html_file, fail_on, config, junit, summary_md, json_file
     and exits like the run did: 1 when findings at or above --fail-on (default: the run's level)
     are not allowed by the policy.
     """
+    if benchfile.is_bench(bundle_path):  # a bench bundle (audit bench, issue 14)
+        if junit or fail_on or config:
+            raise UserError("--junit, --fail-on and --config are for results bundles, not bench "
+                            "bundles")
+        return report_bench(bundle_path, html_file, summary_md, json_file)
     rules = policy.find(config)  # checked even where the saved verdict stands
     observations, findings, document = bundle.read(bundle_path)
     if "verdict" not in document["summary"]:  # a checkpoint: the run was killed before its end
@@ -140,13 +153,26 @@ def _exit(document, subject):
 @options.junit
 @options.summary_md
 @options.json_out
-def compare(old_path, new_path, html_file, fail_on, config, junit, summary_md, json_file):
+@threshold_option
+@force_option
+def compare(old_path, new_path, html_file, fail_on, config, junit, summary_md, json_file,
+            threshold, force):
     """Report every answer of NEW that differs from OLD as a regression (bundles or baselines).
 
     Targets pair by framework (or implementation), device, dtype and variant, whatever their
     versions and environments; cases by id and exact values. Exits 1 when a change fails the run
     (regressions are errors unless the policy says otherwise).
+
+    On two bench bundles (audit bench --out, or their --json files): each target, shape and dim's
+    ratio of medians with a noise-aware verdict; exits 1 when one is slower than --threshold and
+    the samples' spread allow. Timings of different machines are refused unless --force.
     """
+    if benchfile.is_bench(old_path) or benchfile.is_bench(new_path):  # audit bench (issue 14)
+        if junit or fail_on or config:
+            raise UserError("--junit, --fail-on and --config are for results bundles, not bench "
+                            "bundles")
+        return compare_bench(old_path, new_path, html_file, summary_md, json_file, threshold,
+                             force)
     rules = policy.find(config)
     old, new = baseline.load(old_path), baseline.load(new_path)
     observations, _, document = new
