@@ -7,6 +7,7 @@ import click
 
 from . import __version__, baseline, bundle, files, options, policy
 from .api import baseline_facts, check_options, run_audit, save
+from .backendcmd import backends
 from .checks import regression, run_checks
 from .envcmd import env
 from .errors import AuditError, ExitCode, UserError
@@ -89,6 +90,7 @@ def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns,
 
 
 cli.add_command(env)
+cli.add_command(backends)
 
 
 @cli.command()
