@@ -124,8 +124,9 @@ class Variant:
         return tuple(key for key, _ in self.modifiers if _table()[0][key].process)
 
     def process_for(self, framework):
-        """The modifiers that need a worker process of their own on `framework`."""
-        return tuple(key for key, _ in self.modifiers
+        """The modifiers that need a worker process of their own on `framework`, as they are
+        written in the variant's name (`x64`, `threads=1`: a number is part of the process)."""
+        return tuple(key if value is None else f"{key}={value}" for key, value in self.modifiers
                      if getattr(_spec(framework, key), "process", False))
 
     def worker_spec(self):
@@ -160,17 +161,19 @@ def parse(name):
 
 def process_env(process, environ=None, framework=None):
     """Return the environment overrides for a worker running the process modifiers `process`
-    (of `framework`; default: whichever backend has each)."""
+    (names as `Variant.process_for` gives them) of `framework` (default: whichever backend has
+    each). A value `("append", text)` adds to what the user set; `{N}` stands for the number."""
     environ = os.environ if environ is None else environ
     env = {}
-    for name in process:
+    for part in process:
+        name, _, number = part.partition("=")
         frameworks = [framework] if framework else _table()[0][name].frameworks
         spec = next((s for s in (_spec(fw, name) for fw in frameworks) if s is not None), None)
         for key, value in (spec.env if spec else ()):
             if isinstance(value, tuple) and value[0] == "append":
                 env[key] = " ".join(f for f in (environ.get(key, ""), value[1]) if f)
             else:
-                env[key] = value
+                env[key] = value.replace("{N}", number)
     return env
 
 

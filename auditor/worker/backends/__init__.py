@@ -22,6 +22,7 @@ BUILTIN = {
     "numpy": "auditor.worker.backends.np_backend:BACKEND",
     "torch": "auditor.worker.backends.torch_backend:BACKEND",
     "jax": "auditor.worker.backends.jax_backend:BACKEND",
+    "tensorflow": "auditor.worker.backends.tf_backend:BACKEND",
     "onnxruntime": "auditor.worker.backends.ort_backend:BACKEND",
 }
 _HOME = "auditor.worker."
