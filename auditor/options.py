@@ -7,7 +7,7 @@ import click
 from . import ops, registry, variants
 from .model import DTYPES
 
-DEVICE = re.compile(r"^(cpu|mps|coreml|(cuda|rocm|tpu|tensorrt|dml)(:\d+)?)$")
+DEVICE = re.compile(r"^(cpu|mps|metal|coreml|(cuda|rocm|tpu|tensorrt|dml)(:\d+)?)$")
 
 
 def split(values):

@@ -24,6 +24,8 @@ BUILTIN = {
     "jax": "auditor.worker.backends.jax_backend:BACKEND",
     "tensorflow": "auditor.worker.backends.tf_backend:BACKEND",
     "onnxruntime": "auditor.worker.backends.ort_backend:BACKEND",
+    "cupy": "auditor.worker.backends.cupy_backend:BACKEND",
+    "mlx": "auditor.worker.backends.mlx_backend:BACKEND",
 }
 _HOME = "auditor.worker."
 
