@@ -85,7 +85,8 @@ variant = click.option(
     help="Execution variants (comma list or repeated; 'audit backends' lists each backend's): "
          "eager; torch: compile (torch.compile, needs a C++ compiler on the CPU), "
          "compile-dynamic, threads=N, deterministic, flush-denormal; jax: jit, op-by-op "
-         "(jax.disable_jit), x64, xla-deterministic; combine with +, e.g. compile+threads=1; all for every one. A variant a framework does "
+         "(jax.disable_jit), x64, xla-deterministic; tensorflow: function, xla, deterministic, "
+         "threads=N; onnxruntime: optimize-off, optimize-all, threads=N; combine with +, e.g. compile+threads=1; all for every one. A variant a framework does "
          "not have is skipped there. Default: eager.")
 op = click.option(
     "--op", "ops", multiple=True, callback=_ops, metavar="NAME",

@@ -120,8 +120,11 @@ class Variant:
 
     @property
     def process(self):
-        """The modifiers that need a worker process of their own (on some framework)."""
-        return tuple(key for key, _ in self.modifiers if _table()[0][key].process)
+        """The modifiers that need a worker process of their own on some framework this variant
+        applies to (`Variant.process_for` says which, for one framework)."""
+        frameworks = self.frameworks
+        return tuple(key for key, _ in self.modifiers
+                     if any(getattr(_spec(fw, key), "process", False) for fw in frameworks))
 
     def process_for(self, framework):
         """The modifiers that need a worker process of their own on `framework`, as they are

@@ -110,7 +110,7 @@ def test_a_bare_callable_needs_one_framework(planned):
 
 
 @pytest.mark.parametrize("arguments, words", [
-    ({"frameworks": ["tensorflow"]}, "unknown framework 'tensorflow'"),
+    ({"frameworks": ["caffe"]}, "unknown framework 'caffe'"),
     ({"dtypes": "float8"}, "unknown dtype 'float8'"),
     ({"devices": ["gpu"]}, "unknown device 'gpu'"),
     ({"variants": ["warp"]}, "warp"),

@@ -79,9 +79,9 @@ def test_python_dash_m_is_the_same_cli(audit_subprocess, tmp_path):
 
 
 def test_python_dash_m_user_error_is_one_line(audit_subprocess, tmp_path, helpers):
-    result = audit_subprocess(["run", "--framework", "tensorflow"], cwd=tmp_path)
+    result = audit_subprocess(["run", "--framework", "caffe"], cwd=tmp_path)
     line = helpers.one_line_error(result)
-    assert "tensorflow" in line
+    assert "caffe" in line
 
 
 def test_bare_audit_shows_help_not_an_error(audit):
@@ -95,7 +95,7 @@ def test_bare_audit_shows_help_not_an_error(audit):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--framework", "tensorflow"], ["tensorflow", "numpy, torch, jax"]),
+    (["--framework", "caffe"], ["caffe", "numpy, torch, jax"]),
     (["--framework", "numpy,mxnet"], ["mxnet", "numpy, torch, jax"]),
     (["--dtype", "float8"], ["float8", "float32, float16, bfloat16, float64"]),
     (["--device", "gpu"], ["gpu", "cpu, cuda, cuda:N, mps"]),
@@ -104,7 +104,8 @@ def test_bare_audit_shows_help_not_an_error(audit):
     (["--impl", "numpy:argmax"], ["FRAMEWORK:MODULE_OR_FILE:FUNCTION"]),
     (["--impl", "numpy::argmax"], ["FRAMEWORK:MODULE_OR_FILE:FUNCTION"]),
     (["--impl", "numpy:mod:"], ["FRAMEWORK:MODULE_OR_FILE:FUNCTION"]),
-    (["--impl", "cupy:mod:fn"], ["cupy", "numpy, torch, jax"]),
+    (["--impl", "caffe:mod:fn"], ["caffe", "numpy, torch, jax"]),
+    (["--impl", "mlx:mod:fn"], ["mlx is not installed", "argmax-audit[mlx]"]),
     (["--impl", "numpy:./no_such_file.py:argmax"], ["no_such_file.py", "does not exist"]),
     (["--impl", "numpy:sub/dir/kernel.py:argmax"], ["kernel.py", "does not exist"]),
     (["--cases", "no-such-case-*"], ["no-such-case-*", "matches no case"]),
