@@ -94,6 +94,9 @@ def problems(backend, name):
     modifiers = getattr(backend, "modifiers", {})
     if not isinstance(modifiers, dict) or any(not isinstance(m, Modifier) for m in modifiers.values()):
         return "its modifiers are not a dict of Modifier"
+    variants = getattr(backend, "all_variants", ())
+    if isinstance(variants, str) or not all(isinstance(v, str) for v in variants):
+        return "its all_variants is not a list of variant names"
     reproducer = getattr(backend, "reproducer", None)
     if not isinstance(reproducer, dict) or any(k not in reproducer for k in _REPRODUCER_KEYS):
         return f"its reproducer lacks one of {', '.join(_REPRODUCER_KEYS)}"

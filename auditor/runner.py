@@ -336,7 +336,11 @@ class Runner:
         audited = [fw for fw in frameworks if fw in self.plan.frameworks
                    or any(i.framework == fw for i in self.plan.impls)]
         for fw in audited:
-            self.variants[fw] = variant_table.select(self.plan.variants, fw)
+            try:
+                self.variants[fw] = variant_table.select(self.plan.variants, fw)
+            except ValueError as exc:  # a third-party backend's `all_variants` that do not parse
+                self.observations.startup_errors[fw] = f"its backend's variants are unusable: {exc}"
+                continue
             for name in self.plan.variants:
                 if name != "all" and fw not in variant_table.parse(name).frameworks:
                     where = ", ".join(sorted(variant_table.parse(name).frameworks))

@@ -179,3 +179,17 @@ def test_audit_backends_lists_broken_ones_with_their_reason(planted, audit):
     text = audit("backends").out
     assert "explodes: broken: importing planted_explodes:BACKEND raised ZeroDivisionError" in text
     assert "numpy " in text and "op argsort" in text
+
+
+def test_a_backend_whose_variants_do_not_parse_is_a_startup_error_not_a_crash(planted):
+    from auditor.model import Observations
+    from auditor.runner import Plan, Runner
+
+    planted({"oddvariants": GOOD.replace('"plainnp"', '"oddvariants"').replace(
+        "BACKEND = Plain()", "BACKEND = Plain()\nBACKEND.all_variants = ('eager', 'warp-speed')")})
+    plan = Plan(frameworks=["numpy", "oddvariants"], explicit_frameworks=True, devices=[],
+                dtypes=["float32"], impls=[], cases=[], variants=["all"])
+    runner = Runner(plan, Observations())
+    groups = runner._groups(["numpy", "oddvariants"])
+    assert [g.framework for g in groups] == ["numpy"]
+    assert "unknown variant 'warp-speed'" in runner.observations.startup_errors["oddvariants"]
