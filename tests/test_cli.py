@@ -280,15 +280,18 @@ def test_interrupted_run_keeps_its_observations(audit, helpers, monkeypatch):
 
 @pytest.mark.slow
 def test_every_installed_framework_agrees_with_the_reference(audit, helpers):
-    """The default targets on a reduced suite: no error findings, first-tie and first-NaN policy."""
+    """numpy, torch and jax on a reduced suite: no error findings, first-tie and first-NaN policy.
+    (TensorFlow and ONNX Runtime do not follow the NaN rule: tests/test_tf_backend.py and
+    tests/test_ort_backend.py hold what they do.)"""
+    installed = {fw for fw in ("numpy", "torch", "jax") if _installed(fw)}
     result = audit("run", "-q", "--cases", "ties-*,nan-*,dims-*,layout-*,empty*,scalar*",
-                   "--repeats", "2", "--processes", "2", "--dtype", "float32")
+                   "--repeats", "2", "--processes", "2", "--dtype", "float32",
+                   "--framework", ",".join(sorted(installed)))
     document = result.results
     errors = [f["message"] for f in document["findings"] if f["severity"] == "error"]
     assert errors == []
     assert result.code == ExitCode.OK, result.out
     rows = document["summary"]["targets"]
-    installed = {fw for fw in ("numpy", "torch", "jax") if _installed(fw)}
     assert {row["target"].split("/")[0] for row in rows} == installed
     from auditor.runner import RACE_FACTOR
 
