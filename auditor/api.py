@@ -22,14 +22,14 @@ import threading
 import time
 
 from . import baseline as baselines
-from . import bundle, envs, options, policy
+from . import bundle, envs, options, policy, registry
 from .cases import SUITES, build_suite, select
 from .checks import run_checks
 from .checks.regression import same_case
 from .environment import inventory
 from .errors import AuditError, AuditFailed, UserError
 from .inputs import array_cases, load_inputs
-from .model import DTYPES, FRAMEWORKS, SEVERITIES, Observations
+from .model import DTYPES, SEVERITIES, Observations
 from .progress import Progress
 from .runner import Impl, Interpreter, Plan, Runner
 from .summary import summarize
@@ -111,7 +111,7 @@ def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=Non
               local=True, progress=False, command=None, after_save=None):
     """Run an audit; return (Result, interrupted). `after_save(document, out)` runs while the
     signals that would tear the final save are still held (the CLI writes its reports there)."""
-    frameworks = _names("framework", frameworks, FRAMEWORKS)
+    frameworks = _names("framework", frameworks, registry.names())
     dtypes = _names("dtype", dtypes, DTYPES)
     devices, variants, ops = _devices(devices), _variants(variants), _ops(ops)
     if suite not in SUITES:
@@ -128,7 +128,7 @@ def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=Non
     if fail_on not in ("warning", "error"):
         raise UserError(f"fail_on must be warning or error, got {fail_on!r}")
     plan = Plan(
-        frameworks=frameworks or list(FRAMEWORKS), explicit_frameworks=bool(frameworks),
+        frameworks=frameworks or registry.names(), explicit_frameworks=bool(frameworks),
         devices=devices, dtypes=dtypes or list(DTYPES), impls=impls, cases=found,
         repeats=repeats, processes=processes, timeout=timeout, jobs=jobs or os.cpu_count() or 2,
         startup_timeout=startup_timeout, variants=variants or ["eager"], ops=ops or ["argmax"],
@@ -184,7 +184,7 @@ def _names(kind, values, valid):
     names = options.split(_list(values))
     for name in names:
         if name not in valid:
-            raise UserError(f"unknown {kind} {name!r}; choose from {', '.join(valid)}")
+            raise UserError(options.unknown(kind, name, valid))
     return list(dict.fromkeys(names))
 
 
@@ -240,9 +240,9 @@ def _impl(spec, frameworks):
             raise UserError(f"say which framework {_describe(fn)} takes arrays of: pass "
                             "frameworks=['torch'] (one framework) or impls=[('torch', fn)]")
         framework = frameworks[0]
-    if framework not in FRAMEWORKS:
-        raise UserError(f"unknown framework {framework!r} for {_describe(fn)}; choose from "
-                        f"{', '.join(FRAMEWORKS)}")
+    if framework not in registry.names():
+        raise UserError(f"{options.unknown('framework', framework, registry.names())} (for "
+                        f"{_describe(fn)})")
     module, function = importable(fn)
     return Impl(framework, module, function, op)
 

@@ -7,6 +7,7 @@ import click
 
 from . import __version__, baseline, benchfile, bundle, files, options, policy
 from .api import baseline_facts, check_options, run_audit, save
+from .backendcmd import backends
 from .benchcli import (  # audit bench (issue 14)
     bench,
     compare_bench,
@@ -97,6 +98,7 @@ def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns,
 
 cli.add_command(env)
 cli.add_command(bench)
+cli.add_command(backends)
 
 
 @cli.command()

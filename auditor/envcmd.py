@@ -1,22 +1,33 @@
 """The `audit env` commands: make, list, locate and remove environments for cross-version audits."""
 import click
 
-from . import envs
-
-#: The columns of `audit env list`: heading and how to read it from an environment's record.
-COLUMNS = (
-    ("name", lambda r: r["name"]),
-    ("Python", lambda r: (r.get("probe") or {}).get("python")),
-    ("numpy", lambda r: _package(r, "numpy")),
-    ("torch", lambda r: _package(r, "torch")),
-    ("jax", lambda r: _package(r, "jax")),
-    ("specs", lambda r: " ".join(r["specs"]) if r.get("specs") else None),
-    ("path", lambda r: r["path"] + (f"  (broken: {r['broken']})" if r.get("broken") else "")),
-)
+from . import envs, registry
 
 
-def _package(record, name):
-    return ((record.get("probe") or {}).get("packages") or {}).get(name)
+def columns():
+    """Return the columns of `audit env list`: heading and how to read it from an environment's
+    record; one column per registered backend (its framework's version there)."""
+    frameworks = [(name, lambda r, b=backend: _package(r, *(b.distributions or (b.module,))))
+                  for name, backend in registry.backends().items()]
+    return (
+        ("name", lambda r: r["name"]),
+        ("Python", lambda r: (r.get("probe") or {}).get("python")),
+        *frameworks,
+        ("specs", lambda r: " ".join(r["specs"]) if r.get("specs") else None),
+        ("path", lambda r: r["path"] + (f"  (broken: {r['broken']})" if r.get("broken") else "")),
+    )
+
+
+def __getattr__(name):
+    if name == "COLUMNS":
+        return columns()
+    raise AttributeError(name)
+
+
+def _package(record, *names):
+    """Return the version of the first of the distributions `names` the record's probe found."""
+    packages = (record.get("probe") or {}).get("packages") or {}
+    return next((packages[n] for n in names if packages.get(n)), None)
 
 
 @click.group("env")
@@ -55,17 +66,18 @@ def create(name, specs, python, replace):
 def list_():
     """List the environments and the versions they hold.
 
-    One row each: name, Python, numpy, torch and jax versions, the specs it was made with and its
-    folder.
+    One row each: name, Python, the version of each backend's framework (numpy, torch, jax, ...),
+    the specs it was made with and its folder.
     """
     records = envs.list_envs()
     if not records:
         click.echo(f"no environments in {envs.envs_folder()}; make one with "
                    "'audit env create NAME SPEC...'")
         return
-    rows = [[heading for heading, _ in COLUMNS]]
-    rows += [[value(record) or "-" for _, value in COLUMNS] for record in records]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
+    shown = columns()
+    rows = [[heading for heading, _ in shown]]
+    rows += [[value(record) or "-" for _, value in shown] for record in records]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(shown) - 1)]
     for row in rows:
         click.echo("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]]))
 

@@ -8,10 +8,21 @@ import sys
 
 from . import __version__
 
-#: Environment variables that change how frameworks compute or schedule argmax.
+#: Environment variables that change how frameworks compute or schedule argmax, besides those
+#: each backend records (`Backend.settings_env`).
 SETTINGS = ("CUBLAS_WORKSPACE_CONFIG", "CUDA_VISIBLE_DEVICES", "CUDA_LAUNCH_BLOCKING",
             "XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
             "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "PYTHONHASHSEED", "TORCH_DETERMINISTIC")
+
+
+def settings_names():
+    """Return SETTINGS and every registered backend's recorded variables."""
+    from . import registry
+
+    names = list(SETTINGS)
+    for backend in registry.backends().values():
+        names += [n for n in backend.settings_env if n not in names]
+    return names
 
 
 def _nvidia_driver():
@@ -37,7 +48,7 @@ def inventory(frameworks, unavailable, envs=None):
         "python": platform.python_version(),
         "executable": sys.executable,
         "nvidia_driver": _nvidia_driver(),
-        "settings": {k: os.environ[k] for k in SETTINGS if k in os.environ},
+        "settings": {k: os.environ[k] for k in settings_names() if k in os.environ},
         "frameworks": frameworks,
         "unavailable": unavailable,
         "envs": envs or {},

@@ -28,8 +28,25 @@ WORKER_PACKAGE = "argmax_audit_worker"
 #: The oldest Python and numpy the worker runs on.
 MIN_PYTHON = (3, 9)
 MIN_NUMPY = (1, 23)
-#: The distributions a probe reports (read from their metadata, never imported).
-PROBED = ("numpy", "torch", "jax", "jaxlib", "ml_dtypes")
+#: The distributions a probe reports besides those each backend names (`distributions`); the
+#: probe reads their metadata, never imports them.
+_BASE_PROBED = ("numpy",)
+
+
+def probed():
+    """Return the distributions a probe reports: numpy and every registered backend's."""
+    from . import registry
+
+    names = list(_BASE_PROBED)
+    for backend in registry.backends().values():
+        names += [d for d in backend.distributions if d not in names]
+    return tuple(names)
+
+
+def __getattr__(name):
+    if name == "PROBED":  # the name other modules and tests know
+        return probed()
+    raise AttributeError(name)
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _SPEC_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -93,7 +110,7 @@ def probe(python, timeout=60):
     metadata). Raise UserError when `python` cannot be run or does not answer like Python.
     """
     try:
-        done = subprocess.run([python, "-c", _PROBE, *PROBED], capture_output=True, text=True,
+        done = subprocess.run([python, "-c", _PROBE, *probed()], capture_output=True, text=True,
                               errors="replace", timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise UserError(f"{python} did not answer within {timeout} s") from None
@@ -460,7 +477,7 @@ def versions_line(result):
     if not result:
         return "not probed"
     packages = result.get("packages") or {}
-    found = [f"{name} {packages[name]}" for name in PROBED if packages.get(name)]
+    found = [f"{name} {packages[name]}" for name in probed() if packages.get(name)]
     return " · ".join([f"Python {result.get('python', '?')}", *found])
 
 

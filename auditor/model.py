@@ -12,7 +12,15 @@ from .worker import layouts
 from .worker.casting import DTYPES as DTYPES  # re-exported: the one list of dtypes
 from .worker.casting import family, seen_values, source_family
 
-FRAMEWORKS = ("numpy", "torch", "jax")
+
+def __getattr__(name):
+    """`FRAMEWORKS`: the names of the registered backends (auditor/registry.py), in order."""
+    if name == "FRAMEWORKS":
+        from . import registry
+        return tuple(registry.names())
+    raise AttributeError(name)
+
+
 LOW_PRECISION = ("float16", "bfloat16")
 SEVERITIES = ("info", "warning", "error")
 
@@ -149,8 +157,10 @@ class Case:
 
     def describe_call(self, target=None):
         """Return the call `target` (default: argmax) made on this case, in words."""
-        framework, op = (target.framework, target.op) if target is not None else ("numpy", "argmax")
-        return ops.describe(framework, op, self.dim, self.keepdim)
+        if target is None:
+            keep = ", keepdim=True" if self.keepdim else ""
+            return f"argmax(x, dim={self.dim}{keep})"
+        return ops.describe(target.framework, target.op, self.dim, self.keepdim)
 
     def where(self, position):
         """Name output `position` for a sentence: 'row 17', 'column 3', 'position (2, 4)'."""

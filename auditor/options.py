@@ -4,10 +4,10 @@ import re
 
 import click
 
-from . import ops, variants
-from .model import DTYPES, FRAMEWORKS
+from . import ops, registry, variants
+from .model import DTYPES
 
-DEVICE = re.compile(r"^(cpu|mps|(cuda|rocm|tpu)(:\d+)?)$")
+DEVICE = re.compile(r"^(cpu|mps|metal|coreml|(cuda|rocm|tpu|tensorrt|dml)(:\d+)?)$")
 
 
 def split(values):
@@ -16,13 +16,24 @@ def split(values):
 
 
 def _names(kind, valid):
+    """A callback checking names against `valid` (a list, or a function returning one)."""
     def callback(ctx, param, values):
         names = split(values)
+        known = valid() if callable(valid) else valid
         for name in names:
-            if name not in valid:
-                raise click.BadParameter(f"unknown {kind} {name!r}; choose from {', '.join(valid)}")
+            if name not in known:
+                raise click.BadParameter(unknown(kind, name, known))
         return list(dict.fromkeys(names))
     return callback
+
+
+def unknown(kind, name, known):
+    """Say that `name` is no `kind`; for a framework, list the installed backends."""
+    if kind == "framework":
+        return (f"unknown framework {name!r}; the installed backends are {', '.join(known)} "
+                "('audit backends' shows each; a third-party backend registers under the entry "
+                "point group argmax_audit.backends)")
+    return f"unknown {kind} {name!r}; choose from {', '.join(known)}"
 
 
 def _devices(ctx, param, values):
@@ -35,8 +46,9 @@ def _devices(ctx, param, values):
 
 
 framework = click.option(
-    "--framework", "frameworks", multiple=True, callback=_names("framework", FRAMEWORKS),
-    help=f"Frameworks to audit (comma list or repeated: {', '.join(FRAMEWORKS)}). "
+    "--framework", "frameworks", multiple=True, callback=_names("framework", registry.names),
+    help="Frameworks to audit (comma list or repeated): the installed backends, as 'audit "
+         "backends' lists them (numpy, torch, jax, tensorflow, onnxruntime, ...). "
          "Default: every one installed.")
 device = click.option(
     "--device", "devices", multiple=True, callback=_devices,
@@ -65,15 +77,16 @@ def _variants(ctx, param, values):
     return list(dict.fromkeys(names))
 
 
-_ops = _names("op", [*ops.OPS, "all"])
+_ops = _names("op", lambda: [*ops.OPS, "all"])
 
 
 variant = click.option(
     "--variant", "variants", multiple=True, callback=_variants, metavar="NAME",
-    help="Execution variants (comma list or repeated): eager; torch: compile (torch.compile, "
-         "needs a C++ compiler on the CPU), compile-dynamic, threads=N, deterministic, "
-         "flush-denormal; jax: jit, op-by-op (jax.disable_jit), x64, xla-deterministic; "
-         "combine with +, e.g. compile+threads=1; all for every one. A variant a framework does "
+    help="Execution variants (comma list or repeated; 'audit backends' lists each backend's): "
+         "eager; torch: compile (torch.compile, needs a C++ compiler on the CPU), "
+         "compile-dynamic, threads=N, deterministic, flush-denormal; jax: jit, op-by-op "
+         "(jax.disable_jit), x64, xla-deterministic; tensorflow: function, xla, deterministic, "
+         "threads=N; onnxruntime: optimize-off, optimize-all, threads=N; combine with +, e.g. compile+threads=1; all for every one. A variant a framework does "
          "not have is skipped there. Default: eager.")
 op = click.option(
     "--op", "ops", multiple=True, callback=_ops, metavar="NAME",
@@ -197,9 +210,9 @@ def parse_impl(text):
     if not (sep and sep2 and framework and module and function):
         raise click.BadParameter(f"{text!r} is not FRAMEWORK:MODULE_OR_FILE:FUNCTION "
                                  "(e.g. torch:my_kernels:argmax_layer)", param_hint="--impl")
-    if framework not in FRAMEWORKS:
-        raise click.BadParameter(f"unknown framework {framework!r} in {text!r}; choose from "
-                                 f"{', '.join(FRAMEWORKS)}", param_hint="--impl")
+    if framework not in registry.names():
+        raise click.BadParameter(f"{unknown('framework', framework, registry.names())} (in "
+                                 f"{text!r})", param_hint="--impl")
     if (module.endswith(".py") or "/" in module) and not os.path.isfile(module):
         raise click.BadParameter(f"file {module} does not exist", param_hint="--impl")
     return Impl(framework, module, function, op or "argmax")

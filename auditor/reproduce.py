@@ -1,5 +1,9 @@
 """Short Python scripts that reproduce a finding with the framework alone.
 
+The framework's own lines (imports, the native array, views, the call through its variant) come
+from its backend (`Backend.reproducer`, `call_lines`, `setting_lines`); this module lays out the
+script around them.
+
 A script calls what the target called: its op (argmax, argmin, or a twin such as
 `torch.topk(x, 1, dim=1).indices`) or the user's implementation, through its variant (the thread
 count or deterministic mode set first, the call wrapped in torch.compile, jax.jit or
@@ -9,7 +13,7 @@ import os
 
 import numpy as np
 
-from . import ops, variants
+from . import ops, registry, variants
 from .worker import layouts
 from .worker.casting import is_integer
 
@@ -17,16 +21,6 @@ INLINE_LIMIT = 256
 SPARSE_LIMIT = 48
 SPARSE_SCAN_LIMIT = 1 << 20  # larger inputs load from the bundle instead of being scanned
 
-_NATIVE = {
-    "numpy": ("import numpy as np", "x = base.astype({np_dtype})"),
-    "torch": ("import torch", "x = torch.from_numpy(base).to(device={device!r}, dtype=torch.{dtype})"),
-    "jax": ("import jax, jax.numpy as jnp", "x = jax.device_put(base.astype({np_dtype}), {jax_device})"),
-}
-#: The view steps of auditor/worker/layouts.py written in each framework (slices are the same).
-_PERMUTE = {"numpy": "x = x.transpose({0})", "torch": "x = x.permute(*{0})",
-            "jax": "x = jnp.transpose(x, {0})"}
-_BROADCAST = {"numpy": "x = np.broadcast_to(x, {0})", "torch": "x = x.expand(*{0})",
-              "jax": "x = jnp.broadcast_to(x, {0})"}
 #: Calls a nondeterministic finding's reproducer makes, counting each answer.
 LOOP_CALLS = 1000
 
@@ -120,16 +114,17 @@ def _slice_text(spec):
 
 def view_lines(case, framework):
     """Return the lines that view `x` (the base moved to the framework) as the case's layout."""
+    templates = registry.get(framework).reproducer
     lines = []
     for op, arg in layouts.steps(case.layout, tuple(case.values.shape)):
         if op == "permute":
-            lines.append(_PERMUTE[framework].format(arg))
+            lines.append(templates["permute"].format(arg))
         elif op == "slice":
             lines.append(f"x = x[{_slice_text(arg)}]")
         elif op == "reshape":
             lines.append(f"x = x.reshape({arg})")
         else:
-            lines.append(_BROADCAST[framework].format(arg))
+            lines.append(templates["broadcast"].format(arg))
     return lines
 
 
@@ -151,26 +146,12 @@ def _impl_alias(target):
     return "argmin" if target.op == "argmin" else "argmax"
 
 
-_TO_NUMPY = {"numpy": "np.asarray({0}, dtype=np.float64)",
-             "torch": "{0}.detach().cpu().double().numpy()",
-             "jax": "np.asarray({0}, dtype=np.float64)"}
-_INDICES = {"numpy": "np.asarray(r)", "torch": "np.asarray(r.cpu())", "jax": "np.asarray(r)"}
-_DTYPE_NAMES = {"numpy": {"bfloat16": "ml_dtypes.bfloat16", "bool": "np.bool_"}, "torch": {},
-                "jax": {"bfloat16": "jnp.bfloat16", "bool": "np.bool_"}}
-
-
-def _dtype_name(framework, dtype):
-    if framework == "torch":
-        return f"torch.{dtype}"
-    return _DTYPE_NAMES[framework].get(dtype, f"np.{dtype}")
-
-
 def _picks(case, target, positions):
     """Return (expression printing the answer at `positions`, the reference there)."""
     expected = None if case.must_raise else case.reference(target.dtype, target.sense)
     if expected is not None and expected.size == 0:
         expected = None
-    indices = _INDICES[target.framework]
+    indices = registry.get(target.framework).reproducer["indices"]
     if positions and case.dim is not None:
         picks = [tuple(int(i) for i in p) for p in positions[:3]]
         return (f"[int({indices}[p]) for p in {picks}]",
@@ -181,54 +162,25 @@ def _picks(case, target, positions):
 
 def _functions(case, target):
     """Return the lines of `make(dtype)` (the input, built as the audit built it) and `run(dtype)`."""
-    fw = target.framework
-    _, native = _NATIVE[fw]
-    fields = dict(device=target.device, dim=case.dim, keepdim=case.keepdim,
-                  shape=tuple(case.values.shape), np_dtype="dtype",
-                  jax_device=("jax.devices('cpu')[0]" if target.device == "cpu" else
-                              f"jax.devices()[{target.device.split(':')[-1]}]"))
-    make = [native.replace("dtype=torch.{dtype}", "dtype=dtype").format(**fields)]
-    make += view_lines(case, fw)
+    backend = registry.get(target.framework)
+    make = [backend.reproducer["native"].format(device=backend.device_expression(target.device),
+                                                dtype="dtype")]
+    make += view_lines(case, target.framework)
     if target.impl:
         expression = f"{_impl_alias(target)}(x, dim={case.dim}, keepdim={case.keepdim})"
     else:
-        expression = ops.expression(fw, target.op, case.dim, case.keepdim)
-    compiled, call = _call_lines(variants.parse(target.variant), expression)
+        expression = ops.expression(target.framework, target.op, case.dim, case.keepdim)
+    variant = variants.parse(target.variant)
+    compiled, call = backend.call_lines(variant.mode, variant.name, expression)
     return [*compiled, "", "", "def make(dtype):", *(f"    {line}" for line in make), "    return x",
             "", "", "def run(dtype):", "    x = make(dtype)", *call, "    return x, r", "", ""]
 
 
-def _call_lines(variant, expression):
-    """Return (lines defining the compiled `f`, lines of `run` that set `r`) for `variant`."""
-    mode = variant.mode
-    if mode in ("compile", "compile-dynamic"):
-        dynamic = mode == "compile-dynamic"
-        return ([f"f = torch.compile(lambda x: {expression}, dynamic={dynamic})  # variant {variant.name}"],
-                ["    r = f(x)"])
-    if mode == "jit":
-        return [f"f = jax.jit(lambda x: {expression})  # variant {variant.name}"], ["    r = f(x)"]
-    if mode == "op-by-op":
-        return [], ["    with jax.disable_jit():  # variant op-by-op", f"        r = {expression}"]
-    return [], [f"    r = {expression}"]
-
-
-def _setting_lines(variant):
+def _setting_lines(backend, variant):
     """Return (lines before the framework's import, lines right after it) that set `variant`'s
     process state as the audit's worker did."""
-    before, after = [], []
-    if variant.get("xla-deterministic"):
-        before = ["import os",
-                  f"os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + "
-                  f"' {variants.XLA_DETERMINISTIC}').strip()  # before jax starts"]
-    if variant.get("x64"):
-        after.append("jax.config.update('jax_enable_x64', True)")
-    if variant.get("threads"):
-        after.append(f"torch.set_num_threads({variant.get('threads')})")
-    if variant.get("deterministic"):
-        after.append("torch.use_deterministic_algorithms(True)")
-    if variant.get("flush-denormal"):
-        after.append("torch.set_flush_denormal(True)")
-    return before, after
+    modifiers = {key: value if value is not None else True for key, value in variant.modifiers}
+    return backend.setting_lines(modifiers)
 
 
 def reproducer(case, target, positions=(), bundle_path="audit-results", repeat=False, saw=None,
@@ -242,18 +194,20 @@ def reproducer(case, target, positions=(), bundle_path="audit-results", repeat=F
     and prints how often each answer came.
     `observed` is a sentence for a note where the printed value is not the audit's own.
     """
-    fw = target.framework
-    before, after = _setting_lines(variants.parse(target.variant))
-    lines = [*before, "import numpy as np"] + ([_NATIVE[fw][0]] if fw != "numpy" else []) + after
-    if fw == "numpy" and "bfloat16" in (target.dtype, against):
-        lines.append("import ml_dtypes")
+    try:
+        backend = registry.get(target.framework)
+    except KeyError:  # a bundle read where its backend is not installed
+        return f"# no reproducer: the {target.framework} backend is not installed here"
+    before, after = _setting_lines(backend, variants.parse(target.variant))
+    dtypes = [d for d in (target.dtype, against) if d]
+    lines = [*before, "import numpy as np", *backend.import_lines(dtypes), *after]
     if target.impl:
         lines += _impl_lines(target)
     lines += values_lines(case, bundle_path)
     lines += narrowing_lines(case, target.dtype)
     lines += base_lines(case)
     lines += _functions(case, target)
-    dtype = _dtype_name(fw, target.dtype)
+    dtype = backend.dtype_expression(target.dtype)
     expression, expected = _picks(case, target, positions)
     note = f"  # the audit saw {saw}" if saw is not None else (
         f"  # the audit observed: it {observed}" if observed else "")
@@ -264,7 +218,8 @@ def reproducer(case, target, positions=(), bundle_path="audit-results", repeat=F
                   "print(type(r).__name__, getattr(r, 'dtype', None), tuple(getattr(r, 'shape', ())))"
                   + note]
     elif show == "mutated":
-        after, fresh = _TO_NUMPY[fw].format("x"), _TO_NUMPY[fw].format(f"make({dtype})")
+        to_numpy = backend.reproducer["to_numpy"]
+        after, fresh = to_numpy.format("x"), to_numpy.format(f"make({dtype})")
         lines += [f"x, r = run({dtype})",
                   f"print('input changed in place:', not np.array_equal({after}, {fresh}, equal_nan=True))"
                   + note]
@@ -275,7 +230,7 @@ def reproducer(case, target, positions=(), bundle_path="audit-results", repeat=F
                   f"print(counts)  # each answer and how many of {LOOP_CALLS} calls gave it; more "
                   "than one: nondeterministic (run it in several processes too)" + note]
     elif against:
-        lines += ["answers = []", f"for dtype in ({_dtype_name(fw, against)}, {dtype}):",
+        lines += ["answers = []", f"for dtype in ({backend.dtype_expression(against)}, {dtype}):",
                   "    x, r = run(dtype)", f"    answers.append({expression})",
                   "print(answers)" + note + f" ({against}, then {target.dtype})"]
     else:

@@ -7,7 +7,6 @@ deterministic mode, ...) and every op runs in its group's workers, target after 
 from __future__ import annotations
 
 import concurrent.futures
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import ops as op_table
+from . import registry
 from . import variants as variant_table
 from .errors import CouldNotRun, UserError
 from .model import Outcome, Target
@@ -26,21 +26,35 @@ from .worker import layouts
 from .worker.protocol import SHARED_ENV, read_array
 from .workers import WorkerGone, WorkerProcess, cases_message
 
-INSTALL_HINT = {
-    "numpy": "pip install numpy",
-    "torch": "pip install 'argmax-audit[torch]'",
-    "jax": "pip install 'argmax-audit[jax]'",
-}
-#: Which frameworks can drive a kind of device, and what brings that device to them.
-DEVICE_FRAMEWORKS = {"cpu": ("numpy", "torch", "jax"), "cuda": ("torch", "jax"),
-                     "rocm": ("torch", "jax"), "mps": ("torch",), "tpu": ("jax",)}
+#: What brings each kind of device, where no backend says.
 DEVICE_HINTS = {
     "cpu": "any build",
-    "cuda": "an NVIDIA GPU and a CUDA build (torch from pytorch.org, or jax[cuda12])",
-    "rocm": "an AMD GPU and a ROCm build of torch or jax",
-    "mps": "torch on Apple silicon with macOS 12.3 or later",
-    "tpu": "a TPU VM and jax[tpu]",
+    "cuda": "an NVIDIA GPU and a CUDA build of the framework",
+    "rocm": "an AMD GPU and a ROCm build of the framework",
+    "mps": "Apple silicon with macOS 12.3 or later",
+    "tpu": "a TPU VM",
 }
+
+
+def __getattr__(name):
+    """`INSTALL_HINT` ({framework: install command}) and `DEVICE_FRAMEWORKS` ({device kind:
+    frameworks that can drive it}), from the backends."""
+    if name == "INSTALL_HINT":
+        return {fw: b.install for fw, b in registry.backends().items()}
+    if name == "DEVICE_FRAMEWORKS":
+        return device_frameworks()
+    raise AttributeError(name)
+
+
+def device_frameworks():
+    """Return {device kind: the frameworks whose backends say they can drive it}."""
+    found = {}
+    for fw, backend in registry.backends().items():
+        for kind in backend.device_hints:
+            found.setdefault(kind, []).append(fw)
+    return {kind: tuple(fws) for kind, fws in found.items()}
+
+
 #: Times one target may kill or hang its worker before its remaining cases are skipped.
 MAX_DEATHS = 3
 #: Calls per process on a case tagged `race` (long reductions, ties across thread chunks, dim=None),
@@ -81,7 +95,7 @@ class Group:
 
     @property
     def env(self):
-        return variant_table.process_env(self.process)
+        return variant_table.process_env(self.process, framework=self.framework)
 
 
 @dataclass
@@ -122,7 +136,8 @@ class Interpreter:
     def frameworks(self):
         """The frameworks installed there, by the probe of their metadata."""
         packages = self.probe.get("packages") or {}
-        return [fw for fw in ("numpy", "torch", "jax") if packages.get(fw)]
+        return [fw for fw, backend in registry.backends().items()
+                if any(packages.get(d) for d in backend.distributions or (backend.module,))]
 
 
 @dataclass
@@ -136,15 +151,42 @@ class RunRecord:
     envs: dict = field(default_factory=dict)  # label -> {python, executable, frameworks}
 
 
+def _wanted(plan):
+    return list(dict.fromkeys([*plan.frameworks, *(impl.framework for impl in plan.impls)]))
+
+
+def broken_backends(plan):
+    """Return {framework: why} of the plan's frameworks whose backend cannot be used: it failed
+    to import, is not a backend, or its `installed()` raised."""
+    broken = {fw: why for fw, why in registry.broken().items() if fw in _wanted(plan)}
+    for fw, backend in registry.backends().items():
+        if fw in _wanted(plan):
+            try:
+                backend.installed()
+            except Exception as exc:  # noqa: BLE001 - a third party's backend may raise anything
+                broken[fw] = f"its installed() raised {type(exc).__name__}: {exc}"
+    return broken
+
+
 def check_available(plan):
-    """Drop absent frameworks, or raise UserError where one was asked for by name."""
-    wanted = set(plan.frameworks) | {impl.framework for impl in plan.impls}
-    missing = {fw for fw in wanted if importlib.util.find_spec(fw) is None}
+    """Return (the frameworks to audit, {framework: why it is not}); raise UserError where one
+    asked for by name is not installed. Broken backends are left out (see `broken_backends`)."""
+    wanted = _wanted(plan)
     needed = {impl.framework for impl in plan.impls} | (set(plan.frameworks) if plan.explicit_frameworks else set())
-    for fw in sorted(missing & needed):
-        raise UserError(f"{fw} is not installed in this Python; install it with: {INSTALL_HINT[fw]}")
-    return sorted(wanted - missing, key=["numpy", "torch", "jax"].index), {
-        fw: f"not installed ({INSTALL_HINT[fw]})" for fw in missing}
+    broken = broken_backends(plan)
+    usable = registry.backends()
+    missing = {}
+    for fw in wanted:
+        if fw in broken:
+            continue
+        if not usable[fw].installed():
+            missing[fw] = usable[fw].install
+    for fw in sorted(set(missing) & needed):
+        raise UserError(f"{fw} is not installed in this Python; install it with: {missing[fw]}")
+    ready = [fw for fw in wanted if fw not in missing and fw not in broken]
+    order = list(usable)
+    return (sorted(ready, key=lambda fw: order.index(fw)),
+            {fw: f"not installed ({hint})" for fw, hint in missing.items()})
 
 
 def _device_matches(device, wanted):
@@ -255,6 +297,8 @@ class Runner:
         groups = []
         if self.plan.local:
             frameworks, self.record.unavailable = check_available(self.plan)
+            for fw, why in broken_backends(self.plan).items():  # a crash finding; the other frameworks run
+                self.observations.startup_errors[fw] = f"its backend is broken: {why}"
             groups = self._groups(frameworks)
         for interpreter in self.plan.interpreters:
             groups += self._interpreter_groups(interpreter)
@@ -314,7 +358,11 @@ class Runner:
         audited = [fw for fw in frameworks if fw in self.plan.frameworks
                    or any(i.framework == fw for i in self.plan.impls)]
         for fw in audited:
-            self.variants[fw] = variant_table.select(self.plan.variants, fw)
+            try:
+                self.variants[fw] = variant_table.select(self.plan.variants, fw)
+            except ValueError as exc:  # a third-party backend's `all_variants` that do not parse
+                self.observations.startup_errors[fw] = f"its backend's variants are unusable: {exc}"
+                continue
             for name in self.plan.variants:
                 if name != "all" and fw not in variant_table.parse(name).frameworks:
                     where = ", ".join(sorted(variant_table.parse(name).frameworks))
@@ -325,7 +373,7 @@ class Runner:
                         where = ", ".join(op_table.OPS[name].frameworks)
                         self.note(f"{fw}: op {name} does not apply (it is for {where})")
             for variant in self.variants[fw]:
-                group = Group(fw, variant.process)
+                group = Group(fw, variant.process_for(fw))
                 if group not in groups and (self._ops(fw) or any(
                         i.framework == fw for i in self.plan.impls)):
                     groups.append(group)
@@ -348,6 +396,10 @@ class Runner:
             worker.kill()
             return None, None, f"could not start: {exc}"
         info = {k: v for k, v in info.items() if k not in ("ok", "op")}
+        problem = registry.check_probe(info)
+        if problem:
+            worker.kill()
+            return None, None, f"its backend's probe is unusable: {problem}"
         info["worker"] = {k: v for k, v in hello.items() if k not in ("ok", "op")}
         framework = group.framework
         impls = [impl for impl in self.plan.impls if impl.framework == framework]
@@ -388,7 +440,7 @@ class Runner:
         """Add the targets of `group` on `device` in `dtype`: each variant x (op or impl)."""
         fw = group.framework
         impls = [i for i in self.plan.impls if i.framework == fw]
-        for variant in (v for v in self.variants[fw] if v.process == group.process):
+        for variant in (v for v in self.variants[fw] if v.process_for(fw) == group.process):
             why = device.get("unavailable_modes", {}).get(variant.mode)
             if why:
                 self.note(f"{fw} variant {variant.name} on {device['id']}: {why}")
@@ -411,13 +463,16 @@ class Runner:
             f" with CUDA {info['build']['cuda']}" if info["build"].get("cuda") else "")
             for fw, info in self.record.frameworks.items())
         kind = wanted.split(":")[0]
-        capable = [fw for fw in self.record.frameworks if fw in DEVICE_FRAMEWORKS.get(kind, ())]
+        able = device_frameworks().get(kind, ())
+        capable = [fw for fw in self.record.frameworks if fw in able]
         if not capable:
+            hints = "; ".join(f"{fw}: {registry.get(fw).device_hints[kind]}" for fw in able)
             return (f"device {wanted} is not present: {', '.join(self.record.frameworks)} runs on "
-                    f"the CPU only; audit {kind} with {' or '.join(DEVICE_FRAMEWORKS[kind])}, "
-                    f"which needs {DEVICE_HINTS[kind]}")
+                    f"the CPU only; audit {kind} with {' or '.join(able) or 'a backend that has it'}"
+                    + (f", which needs {hints}" if hints else ""))
+        hints = "; ".join(dict.fromkeys(registry.get(fw).device_hints[kind] for fw in capable))
         return (f"device {wanted} is not present (found: {', '.join(sorted(found_devices))}; "
-                f"{builds}); it needs {DEVICE_HINTS[kind]}")
+                f"{builds}); it needs {hints or DEVICE_HINTS.get(kind, 'a device of that kind')}")
 
     # -- phase 2: every target in `processes` fresh processes
     def run(self, first):

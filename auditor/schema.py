@@ -10,9 +10,9 @@ Fields the tool does not read (extra metadata, a check's extra evidence) may hol
 string anywhere must be valid Unicode (no lone surrogates) of bounded length, every number finite.
 """
 import math
+import re
 
-from . import ops
-from .model import DTYPES, FRAMEWORKS, KINDS, SEVERITIES, Target
+from .model import DTYPES, KINDS, SEVERITIES, Target
 from .worker import layouts
 
 #: The longest string a document may hold (a reproducer or a worker's stderr is a few KiB).
@@ -75,6 +75,15 @@ def one_of(values, null=False):
         if type(value) is not str or value not in values:
             shown = value if type(value) in (str, int, float, bool) or value is None else _name(value)
             raise Invalid(where, f"is {shown!r}, not one of {', '.join(map(str, values))}")
+    return check
+
+
+def name_like(pattern, words):
+    """A string matching `pattern` (a compiled regex), described as `words` when it does not."""
+    def check(value, where):
+        of(str)(value, where)
+        if not pattern.fullmatch(value):
+            raise Invalid(where, f"is {value!r}, not {words}")
     return check
 
 
@@ -147,9 +156,12 @@ METADATA = fields(
                                        seed=integer(-2**63, null=True), complete=BOOL)),
     compare=fields(old=STR, new=STR, targets_paired=COUNT, compared=COUNT, cases_not_in_old=NAMES))
 
-TARGET = fields(("id", "framework", "device", "dtype"), id=STR, framework=one_of(FRAMEWORKS),
+#: Backends are plugins: a bundle may name one that is not installed where it is read.
+BACKEND_NAME = name_like(re.compile(r"[a-z][a-z0-9_-]{0,31}"), "a backend name (lowercase letters, digits, _ and -)")
+OP_NAME = name_like(re.compile(r"[a-z][a-z0-9_-]{0,31}"), "an op name (lowercase letters, digits, _ and -)")
+TARGET = fields(("id", "framework", "device", "dtype"), id=STR, framework=BACKEND_NAME,
                 device=STR, dtype=one_of(DTYPES), variant=STR, env=STR, impl=OPT_STR,
-                index_dtype=STR, op=one_of(tuple(ops.OPS)), settings=mapping(SCALAR))
+                index_dtype=STR, op=OP_NAME, settings=mapping(SCALAR))
 CASE = fields(("id", "shape", "dim", "keepdim", "array"), id=STR, tags=NAMES,
               shape=array(integer()), dim=integer(-64, 63, null=True), keepdim=BOOL,
               layout=STR, note=STR, must_raise=BOOL, array=STR, sense=one_of(("", "max", "min")),

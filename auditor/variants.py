@@ -10,8 +10,10 @@ import os
 import re
 from dataclasses import dataclass
 
+from . import registry
+
 EAGER = "eager"
-#: XLA flags users set for deterministic results (no effect on the CPU, which is deterministic).
+#: XLA flags users set for deterministic results (re-exported from the jax backend).
 XLA_DETERMINISTIC = "--xla_gpu_deterministic_ops=true"
 
 
@@ -20,25 +22,40 @@ class Modifier:
     group: str
     frameworks: tuple
     words: str
-    process: bool = False  # True: needs a worker process of its own
+    process: bool = False  # True: needs a worker process of its own (on some framework)
 
 
-MODIFIERS = {
-    "compile": Modifier("mode", ("torch",), "torch.compile (inductor, dynamic=False): one "
-                                            "compilation per input signature"),
-    "compile-dynamic": Modifier("mode", ("torch",), "torch.compile(dynamic=True): kernels with "
-                                                    "symbolic sizes"),
-    "jit": Modifier("mode", ("jax",), "jax.jit, compiled once per input signature"),
-    "op-by-op": Modifier("mode", ("jax",), "inside jax.disable_jit()"),
-    "threads": Modifier("threads", ("torch",), "torch.set_num_threads(N)"),
-    "deterministic": Modifier("deterministic", ("torch",), "torch.use_deterministic_algorithms(True)"),
-    "flush-denormal": Modifier("denormal", ("torch",), "torch.set_flush_denormal(True)"),
-    "x64": Modifier("x64", ("jax",), "jax_enable_x64 on (int64 indices, float64)", process=True),
-    "xla-deterministic": Modifier("xla", ("jax",), f"XLA_FLAGS += {XLA_DETERMINISTIC}",
-                                  process=True),
-}
-GROUPS = ("mode", "threads", "deterministic", "denormal", "x64", "xla")
 _THREADS = re.compile(r"^threads=([1-9][0-9]{0,3})$")
+_tables = {}
+
+
+def _table():
+    """Return (modifiers {name: Modifier}, groups in order) from the registered backends."""
+    entries = registry.entries()
+    if _tables.get("of") is not entries:
+        modifiers, groups = {}, []
+        for backend in registry.backends().values():
+            for name, spec in backend.modifiers.items():
+                known = modifiers.get(name)
+                if spec.group not in groups:
+                    groups.append(spec.group)
+                if known is None:
+                    modifiers[name] = Modifier(spec.group, (backend.name,), spec.words, spec.process)
+                else:
+                    modifiers[name] = Modifier(known.group, (*known.frameworks, backend.name),
+                                               f"{known.words}; {spec.words}",
+                                               known.process or spec.process)
+        _tables.update(of=entries, modifiers=modifiers, groups=tuple(groups))
+    return _tables["modifiers"], _tables["groups"]
+
+
+def __getattr__(name):
+    """`MODIFIERS` and `GROUPS`, gathered from the backends."""
+    if name == "MODIFIERS":
+        return _table()[0]
+    if name == "GROUPS":
+        return _table()[1]
+    raise AttributeError(name)
 
 
 def many_threads():
@@ -47,29 +64,36 @@ def many_threads():
 
 
 def all_for(framework):
-    """Return the variants `--variant all` audits on `framework`: torch's compiled kernels under
-    each thread setting too (a race between threads shows with many, and not with one)."""
-    many = f"threads={many_threads()}"
-    return {"numpy": [EAGER],
-            "torch": [EAGER, "compile", "compile-dynamic", "threads=1", many, "compile+threads=1",
-                      f"compile+{many}", "compile-dynamic+threads=1", f"compile-dynamic+{many}",
-                      "deterministic", "flush-denormal"],
-            "jax": [EAGER, "jit", "op-by-op", "x64", "jit+x64", "xla-deterministic"]}[framework]
+    """Return the variants `--variant all` audits on `framework` (its backend's `all_variants`,
+    `MANY` standing for `many_threads()`): for torch, its compiled kernels under each thread
+    setting too (a race between threads shows with many, and not with one)."""
+    many = str(many_threads())
+    names = registry.get(framework).all_variants
+    return [name.replace("threads=MANY", f"threads={many}") for name in names]
 
 
 def valid_names():
     """Return the names `--variant` accepts, for a usage message."""
-    return [EAGER, "compile", "compile-dynamic", "threads=N", "deterministic", "flush-denormal",
-            "jit", "op-by-op", "x64", "xla-deterministic", "all"]
+    modifiers = _table()[0]
+    return [EAGER, *(f"{n}=N" if n == "threads" else n for n in modifiers), "all"]
 
 
 def _modifier(part):
+    modifiers = _table()[0]
     match = _THREADS.match(part)
-    if match:
+    if match and "threads" in modifiers:
         return "threads", int(match.group(1))
-    if part in MODIFIERS and part != "threads":
+    if part in modifiers and part != "threads":
         return part, None
     raise ValueError(f"unknown variant {part!r}")
+
+
+def _spec(framework, name):
+    """Return the backend Modifier `name` of `framework`, or None."""
+    try:
+        return registry.get(framework).modifiers.get(name)
+    except KeyError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -81,9 +105,9 @@ class Variant:
 
     @property
     def frameworks(self):
-        allowed = {"numpy", "torch", "jax"}
+        allowed = set(registry.backends())
         for name, _ in self.modifiers:
-            allowed &= set(MODIFIERS[name].frameworks)
+            allowed &= set(_table()[0][name].frameworks)
         return allowed
 
     def get(self, name):
@@ -92,18 +116,30 @@ class Variant:
 
     @property
     def mode(self):
-        return next((key for key, _ in self.modifiers if MODIFIERS[key].group == "mode"), None)
+        return next((key for key, _ in self.modifiers if _table()[0][key].group == "mode"), None)
 
     @property
     def process(self):
-        """The modifiers that need a worker process of their own, as a tuple of names."""
-        return tuple(key for key, _ in self.modifiers if MODIFIERS[key].process)
+        """The modifiers that need a worker process of their own on some framework this variant
+        applies to (`Variant.process_for` says which, for one framework)."""
+        frameworks = self.frameworks
+        return tuple(key for key, _ in self.modifiers
+                     if any(getattr(_spec(fw, key), "process", False) for fw in frameworks))
+
+    def process_for(self, framework):
+        """The modifiers that need a worker process of their own on `framework`, as they are
+        written in the variant's name (`x64`, `threads=1`: a number is part of the process)."""
+        return tuple(key if value is None else f"{key}={value}" for key, value in self.modifiers
+                     if getattr(_spec(framework, key), "process", False))
 
     def worker_spec(self):
         """Return what the worker applies around the calls (protocol 2's `variant`)."""
         return {"mode": self.mode, "threads": self.get("threads"),
                 "deterministic": bool(self.get("deterministic")),
-                "flush_denormal": bool(self.get("flush-denormal"))}
+                "flush_denormal": bool(self.get("flush-denormal")),
+                **{key: value if value is not None else True for key, value in self.modifiers
+                   if key not in ("threads", "deterministic", "flush-denormal")
+                   and _table()[0][key].group != "mode"}}
 
 
 def parse(name):
@@ -111,28 +147,36 @@ def parse(name):
     name = name.strip()
     if name == EAGER:
         return Variant(EAGER)
+    modifiers_table, groups = _table()
     found = {}
     for part in name.split("+"):
         key, value = _modifier(part.strip())
-        group = MODIFIERS[key].group
+        group = modifiers_table[key].group
         if group in found:
             raise ValueError(f"variant {name!r} has two {group} settings")
         found[group] = (key, value)
-    modifiers = tuple(found[g] for g in GROUPS if g in found)
+    modifiers = tuple(found[g] for g in groups if g in found)
     variant = Variant("+".join(k if v is None else f"{k}={v}" for k, v in modifiers), modifiers)
     if not variant.frameworks:
         raise ValueError(f"variant {name!r} mixes modifiers of different frameworks")
     return variant
 
 
-def process_env(process, environ=None):
-    """Return the environment overrides for a worker running the process modifiers `process`."""
+def process_env(process, environ=None, framework=None):
+    """Return the environment overrides for a worker running the process modifiers `process`
+    (names as `Variant.process_for` gives them) of `framework` (default: whichever backend has
+    each). A value `("append", text)` adds to what the user set; `{N}` stands for the number."""
     environ = os.environ if environ is None else environ
     env = {}
-    if "x64" in process:
-        env["JAX_ENABLE_X64"] = "1"
-    if "xla-deterministic" in process:
-        env["XLA_FLAGS"] = " ".join(f for f in (environ.get("XLA_FLAGS", ""), XLA_DETERMINISTIC) if f)
+    for part in process:
+        name, _, number = part.partition("=")
+        frameworks = [framework] if framework else _table()[0][name].frameworks
+        spec = next((s for s in (_spec(fw, name) for fw in frameworks) if s is not None), None)
+        for key, value in (spec.env if spec else ()):
+            if isinstance(value, tuple) and value[0] == "append":
+                env[key] = " ".join(f for f in (environ.get(key, ""), value[1]) if f)
+            else:
+                env[key] = value.replace("{N}", number)
     return env
 
 

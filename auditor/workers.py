@@ -83,7 +83,13 @@ class WorkerProcess:
         return reply
 
     def hello(self, timeout):
-        reply = self.request({"op": "hello", "framework": self.framework,
+        from . import registry  # the backend's "module:attribute", which the worker imports
+
+        try:
+            backend = registry.reference(self.framework)
+        except KeyError:
+            backend = None
+        reply = self.request({"op": "hello", "framework": self.framework, "backend": backend,
                               "protocol": PROTOCOL_VERSION}, timeout=timeout)
         if reply.get("protocol") != PROTOCOL_VERSION:
             raise WorkerGone("WorkerError", f"worker speaks protocol {reply.get('protocol')}, "

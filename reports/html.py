@@ -226,7 +226,7 @@ def run_facts(document):
                       f"argmax, {timing['harness_s'] or 0:.2f} s harness"))
     if timing.get("compiles"):
         facts.append(("compiling", f"{timing['compile_s'] or 0:.1f} s for {timing['compiles']:,} "
-                      "compiled signatures (torch.compile, jax.jit), apart from the calls"))
+                      "compiled signatures (a compiling variant's first call of each), apart from the calls"))
     return facts
 
 

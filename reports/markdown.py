@@ -141,7 +141,7 @@ def _sections(document, limit):
         yield _precision(summary["precision"])
     timing = summary.get("timing") or {}
     if timing.get("compiles"):
-        yield [text(f"Compiling (torch.compile, jax.jit): {timing.get('compile_s') or 0:.1f} s "
+        yield [text(f"Compiling (the compiling variants' first call per signature): {timing.get('compile_s') or 0:.1f} s "
                     f"for {timing['compiles']} signatures, apart from the "
                     f"{timing.get('calls', 0)} calls ({timing.get('call_s') or 0:.2f} s).")]
     if any(not f["allowed"] for f in findings):

@@ -121,11 +121,12 @@ def _user_lines(user):
 
 
 def _compile_lines(timing):
-    """Return the line that keeps compilation (torch.compile, jax.jit) apart from the calls."""
+    """Return the line that keeps compilation (a compiling variant's first call of each
+    signature) apart from the calls."""
     if not timing.get("compiles"):
         return []
     return ["", f"compiling: {timing['compile_s']:.1f} s for {timing['compiles']} signatures "
-                f"(the first call of each, through torch.compile or jax.jit); the argmax calls "
+                f"(the first call of each, through its compiling variant); the argmax calls "
                 f"took {timing['call_s']:.1f} s ({timing['calls']} calls)"]
 
 

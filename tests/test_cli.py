@@ -79,9 +79,9 @@ def test_python_dash_m_is_the_same_cli(audit_subprocess, tmp_path):
 
 
 def test_python_dash_m_user_error_is_one_line(audit_subprocess, tmp_path, helpers):
-    result = audit_subprocess(["run", "--framework", "tensorflow"], cwd=tmp_path)
+    result = audit_subprocess(["run", "--framework", "caffe"], cwd=tmp_path)
     line = helpers.one_line_error(result)
-    assert "tensorflow" in line
+    assert "caffe" in line
 
 
 def test_bare_audit_shows_help_not_an_error(audit):
@@ -95,7 +95,7 @@ def test_bare_audit_shows_help_not_an_error(audit):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--framework", "tensorflow"], ["tensorflow", "numpy, torch, jax"]),
+    (["--framework", "caffe"], ["caffe", "numpy, torch, jax"]),
     (["--framework", "numpy,mxnet"], ["mxnet", "numpy, torch, jax"]),
     (["--dtype", "float8"], ["float8", "float32, float16, bfloat16, float64"]),
     (["--device", "gpu"], ["gpu", "cpu, cuda, cuda:N, mps"]),
@@ -104,7 +104,8 @@ def test_bare_audit_shows_help_not_an_error(audit):
     (["--impl", "numpy:argmax"], ["FRAMEWORK:MODULE_OR_FILE:FUNCTION"]),
     (["--impl", "numpy::argmax"], ["FRAMEWORK:MODULE_OR_FILE:FUNCTION"]),
     (["--impl", "numpy:mod:"], ["FRAMEWORK:MODULE_OR_FILE:FUNCTION"]),
-    (["--impl", "cupy:mod:fn"], ["cupy", "numpy, torch, jax"]),
+    (["--impl", "caffe:mod:fn"], ["caffe", "numpy, torch, jax"]),
+    (["--impl", "mlx:mod:fn"], ["mlx is not installed", "argmax-audit[mlx]"]),
     (["--impl", "numpy:./no_such_file.py:argmax"], ["no_such_file.py", "does not exist"]),
     (["--impl", "numpy:sub/dir/kernel.py:argmax"], ["kernel.py", "does not exist"]),
     (["--cases", "no-such-case-*"], ["no-such-case-*", "matches no case"]),
@@ -279,15 +280,18 @@ def test_interrupted_run_keeps_its_observations(audit, helpers, monkeypatch):
 
 @pytest.mark.slow
 def test_every_installed_framework_agrees_with_the_reference(audit, helpers):
-    """The default targets on a reduced suite: no error findings, first-tie and first-NaN policy."""
+    """numpy, torch and jax on a reduced suite: no error findings, first-tie and first-NaN policy.
+    (TensorFlow and ONNX Runtime do not follow the NaN rule: tests/test_tf_backend.py and
+    tests/test_ort_backend.py hold what they do.)"""
+    installed = {fw for fw in ("numpy", "torch", "jax") if _installed(fw)}
     result = audit("run", "-q", "--cases", "ties-*,nan-*,dims-*,layout-*,empty*,scalar*",
-                   "--repeats", "2", "--processes", "2", "--dtype", "float32")
+                   "--repeats", "2", "--processes", "2", "--dtype", "float32",
+                   "--framework", ",".join(sorted(installed)))
     document = result.results
     errors = [f["message"] for f in document["findings"] if f["severity"] == "error"]
     assert errors == []
     assert result.code == ExitCode.OK, result.out
     rows = document["summary"]["targets"]
-    installed = {fw for fw in ("numpy", "torch", "jax") if _installed(fw)}
     assert {row["target"].split("/")[0] for row in rows} == installed
     from auditor.runner import RACE_FACTOR
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from auditor import envs
+from auditor import envs, registry
 from auditor.envcmd import env
 from auditor.errors import UserError
 from auditor.worker.protocol import (
@@ -542,9 +542,11 @@ def test_env_list_shows_a_table(home):
     fake_env(home, "np126")
     fake_env(home, "other-env", record=False)
     lines = invoke("list").output.splitlines()
-    assert lines[0].split() == ["name", "Python", "numpy", "torch", "jax", "specs", "path"]
-    assert lines[1].split() == ["np126", "3.11.7", "1.26.4", "-", "0.4.30", "numpy==1.26.4",
-                                "jax", str(home / "np126")]
+    # a column per registered backend (numpy, torch, jax, then the others installed)
+    others = list(registry.backends())[3:]
+    assert lines[0].split() == ["name", "Python", "numpy", "torch", "jax", *others, "specs", "path"]
+    assert lines[1].split() == ["np126", "3.11.7", "1.26.4", "-", "0.4.30", *["-"] * len(others),
+                                "numpy==1.26.4", "jax", str(home / "np126")]
     assert lines[2].split()[:5] == ["other-env", sys.version.split()[0], "-", "-", "-"]
     assert lines[1].index("3.11.7") == lines[0].index("Python")  # columns line up
 

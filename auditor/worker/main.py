@@ -20,7 +20,8 @@ from .casting import narrow, widen
 from .protocol import PROTOCOL_VERSION, PayloadWriter, read_array, read_message, write_message
 
 MAX_MESSAGE = 2000
-#: Execution modes whose first call per signature compiles (timed apart as compile_s).
+#: Execution modes whose first call per signature compiles (timed apart as compile_s), where a
+#: backend does not say (its `compiling_modes`).
 COMPILING = ("compile", "compile-dynamic", "jit")
 
 
@@ -71,11 +72,14 @@ class Worker:
     def __init__(self, out):
         self.out = out
         self.adapter = None
+        self.compiling = COMPILING
         self.impls = {}
         self.cases = {}
 
     def hello(self, header, payload):
-        self.adapter = backends.load(header["framework"])
+        backend = backends.resolve(header.get("backend") or backends.BUILTIN[header["framework"]])
+        self.adapter = backend.adapter()
+        self.compiling = tuple(getattr(backend, "compiling_modes", COMPILING))
         return {"protocol": PROTOCOL_VERSION, "python": platform.python_version(),
                 "numpy": np.__version__, "pid": os.getpid(), "executable": sys.executable}
 
@@ -127,7 +131,7 @@ class Worker:
         prepare_s = time.perf_counter() - started
         # Compiled modes compile on the first call of each signature: that call is timed apart
         # (compile_s), and the repeats reuse what it compiled.
-        compile_s = self._compile(call, target, case, source, x) if mode in COMPILING else None
+        compile_s = self._compile(call, target, case, source, x) if mode in self.compiling else None
         outcomes, keys, seconds, writer, mutated = [], [], [], PayloadWriter(), False
         for repeat in range(repeats):
             if fresh and repeat:

@@ -16,7 +16,9 @@ import numpy as np
 #  3: run carries case_repeats ({case id: calls}, for the cases that get more calls than repeats);
 #     describe lists layout_limits ({"views" or a need such as "negative-step": why}); cases carry
 #     integer, bool and float64 arrays beside float32.
-PROTOCOL_VERSION = 3
+#  4: hello carries the backend to load ("module:attribute", from the entry point group
+#     argmax_audit.backends); run's variant carries every modifier of the variant.
+PROTOCOL_VERSION = 4
 #: The environment variable naming a folder that a worker group's processes share for one run
 #: (the driver removes it when the run ends).
 SHARED_ENV = "ARGMAX_AUDIT_SHARED_CACHE"

@@ -16,17 +16,39 @@ from .. import layouts
 
 _FRESH = itertools.count()
 
-ADAPTERS = {
-    "numpy": "np_backend",
-    "torch": "torch_backend",
-    "jax": "jax_backend",
+#: The built-in backends: name -> "module:attribute" (the entry points argmax-audit registers
+#: in its pyproject.toml under `argmax_audit.backends`; used as they are where no metadata is).
+BUILTIN = {
+    "numpy": "auditor.worker.backends.np_backend:BACKEND",
+    "torch": "auditor.worker.backends.torch_backend:BACKEND",
+    "jax": "auditor.worker.backends.jax_backend:BACKEND",
+    "tensorflow": "auditor.worker.backends.tf_backend:BACKEND",
+    "onnxruntime": "auditor.worker.backends.ort_backend:BACKEND",
+    "cupy": "auditor.worker.backends.cupy_backend:BACKEND",
+    "mlx": "auditor.worker.backends.mlx_backend:BACKEND",
 }
+_HOME = "auditor.worker."
 
 
-def load(framework):
-    """Import and return the adapter for `framework` (imports the framework itself)."""
-    module = importlib.import_module(f".{ADAPTERS[framework]}", __name__)
-    return module.Adapter()
+def resolve(reference):
+    """Import and return the backend object `reference` ("module:attribute") names.
+
+    A built-in (under `auditor.worker.`) is found in this worker package wherever it lives: a
+    staged copy in another environment is a top-level package of another name."""
+    module_name, _, attribute = reference.partition(":")
+    if module_name.startswith(_HOME):
+        package = __name__.rsplit(".", 1)[0]  # auditor.worker, or the staged copy's name
+        module_name = f"{package}.{module_name[len(_HOME):]}"
+    backend = importlib.import_module(module_name)
+    for part in (attribute or "BACKEND").split("."):
+        backend = getattr(backend, part)
+    return backend() if isinstance(backend, type) else backend
+
+
+def load(framework, reference=None):
+    """Return the worker-side adapter of `framework` (imports the framework itself), from the
+    backend `reference` names (default: the built-in of that name)."""
+    return resolve(reference or BUILTIN[framework]).adapter()
 
 
 def cpu_name():

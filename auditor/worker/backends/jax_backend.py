@@ -1,23 +1,37 @@
 """JAX on every device it reports: cpu, gpu (as cuda:N or rocm:N) and tpu (as tpu:N); as called,
 through jax.jit, or op by op (jax.disable_jit). x64 and XLA_FLAGS are set for the whole process by
-the driver (they must be set before jax is first used)."""
+the driver (they must be set before jax is first used). jax is imported by `Adapter()` (in a
+worker process), never when this module is imported."""
 import os
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from .. import layouts
 from ..casting import INT_DTYPES
 from ..protocol import SHARED_ENV
 from . import as_indices, bind, cpu_name, harness, no_settings, op_function, view
+from .base import Backend, Modifier, Op
+
+jax = jnp = lax = None  # the modules, once `_load` imported them
+#: XLA flags users set for deterministic results (no effect on the CPU, which is deterministic).
+XLA_DETERMINISTIC = "--xla_gpu_deterministic_ops=true"
+
+
+def _load():
+    """Import jax into this module's globals (once)."""
+    global jax, jnp, lax, _VIEWS
+    if jax is None:
+        import jax as module
+        import jax.numpy as numpy_module
+        jax, jnp, lax = module, numpy_module, module.lax
+        _VIEWS = {"permute": jnp.transpose, "slice": lambda x, at: x[at], "reshape": jnp.reshape,
+                  "broadcast": jnp.broadcast_to}
+
 
 #: jax arrays have no strides: a view is a dense array (jnp.transpose and slicing compute one).
 _LAYOUT_LIMITS = {"views": "jax arrays have no strides or views (jnp.transpose and slicing make a "
                            "dense array): only contiguous cases run, every dim of them"}
-_VIEWS = {"permute": jnp.transpose, "slice": lambda x, at: x[at], "reshape": jnp.reshape,
-          "broadcast": jnp.broadcast_to}
+_VIEWS = {}
 #: Integer dtypes that need x64 (without it jax turns them into their 32-bit kind).
 _WIDE = ("int64", "uint64")
 _SETTINGS_ENV = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "TF_CPP_MIN_LOG_LEVEL")
@@ -100,10 +114,97 @@ def _share_compilations(devices):
     return "shared by the run's processes of this group (CPU: the same executables)"
 
 
+def _top_k_expression(dim, keepdim):
+    picked = f"jax.lax.top_k(jnp.moveaxis(x, {dim}, -1), 1)[1][..., 0]"
+    return f"jnp.expand_dims({picked}, {dim})" if keepdim else picked
+
+
+class JaxBackend(Backend):
+    """jnp.argmax, argmin and lax.top_k(1); as called, jit, op by op, x64, XLA flags."""
+
+    name = "jax"
+    module = "jax"
+    distributions = ("jax", "jaxlib")
+    install = "pip install 'argmax-audit[jax]'"
+    device_hints = {
+        "cpu": "any build",
+        "cuda": "an NVIDIA GPU and jax[cuda12]",
+        "rocm": "an AMD GPU and a ROCm build of jax",
+        "tpu": "a TPU VM and jax[tpu]",
+    }
+    ops = {
+        "argmax": Op("max", "argmax", "argmax(x, dim={dim}{keep})",
+                     "jnp.argmax(x, axis={dim}, keepdims={keepdim})",
+                     promise="In case of multiple occurrences of the maximum values, the indices "
+                             "corresponding to the first occurrence are returned.",
+                     url="https://docs.jax.dev/en/latest/_autosummary/jax.numpy.argmax.html"),
+        "argmin": Op("min", "argmin, against the mirrored rule (first minimum, NaN first)",
+                     "argmin(x, dim={dim}{keep})", "jnp.argmin(x, axis={dim}, keepdims={keepdim})",
+                     promise="In case of multiple occurrences of the minimum values, the indices "
+                             "corresponding to the first occurrence are returned.",
+                     url="https://docs.jax.dev/en/latest/_autosummary/jax.numpy.argmin.html"),
+        "topk": Op("max", "jax.lax.top_k(x, 1)", "lax.top_k(x, 1) along dim {dim}{keep_note}",
+                   _top_k_expression,
+                   expression_none="jax.lax.top_k(x.reshape(-1), 1)[1][0]{keep_all}",
+                   promise="If two elements are equal, the lower-index element appears first.",
+                   url="https://docs.jax.dev/en/latest/_autosummary/jax.lax.top_k.html"),
+    }
+    modifiers = {
+        "jit": Modifier("mode", "jax.jit, compiled once per input signature"),
+        "op-by-op": Modifier("mode", "inside jax.disable_jit()"),
+        "x64": Modifier("x64", "jax_enable_x64 on (int64 indices, float64)", process=True,
+                        env=(("JAX_ENABLE_X64", "1"),)),
+        "xla-deterministic": Modifier("xla", f"XLA_FLAGS += {XLA_DETERMINISTIC}", process=True,
+                                      env=(("XLA_FLAGS", ("append", XLA_DETERMINISTIC)),)),
+    }
+    all_variants = ("eager", "jit", "op-by-op", "x64", "jit+x64", "xla-deterministic")
+    compiling_modes = ("jit",)
+    settings_env = _SETTINGS_ENV
+    reproducer = {
+        "imports": "import jax, jax.numpy as jnp",
+        "native": "x = jax.device_put(base.astype({dtype}), {device})",
+        "permute": "x = jnp.transpose(x, {0})", "broadcast": "x = jnp.broadcast_to(x, {0})",
+        "to_numpy": "np.asarray({0}, dtype=np.float64)", "indices": "np.asarray(r)"}
+    notes = ("no strides or views: only contiguous cases run",
+             "int32 indices unless x64; lax.top_k's indices are int32 always")
+
+    def adapter(self):
+        return Adapter()
+
+    def dtype_expression(self, dtype):
+        return {"bfloat16": "jnp.bfloat16", "bool": "np.bool_"}.get(dtype, f"np.{dtype}")
+
+    def device_expression(self, device):
+        if device == "cpu":
+            return "jax.devices('cpu')[0]"
+        return f"jax.devices()[{device.split(':')[-1]}]"
+
+    def call_lines(self, mode, variant_name, expression):
+        if mode == "jit":
+            return [f"f = jax.jit(lambda x: {expression})  # variant {variant_name}"], ["    r = f(x)"]
+        if mode == "op-by-op":
+            return [], ["    with jax.disable_jit():  # variant op-by-op", f"        r = {expression}"]
+        return super().call_lines(mode, variant_name, expression)
+
+    def setting_lines(self, modifiers):
+        before, after = [], []
+        if modifiers.get("xla-deterministic"):
+            before = ["import os",
+                      f"os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + "
+                      f"' {XLA_DETERMINISTIC}').strip()  # before jax starts"]
+        if modifiers.get("x64"):
+            after.append("jax.config.update('jax_enable_x64', True)")
+        return before, after
+
+
+BACKEND = JaxBackend()
+
+
 class Adapter:
     name = "jax"
 
     def __init__(self):
+        _load()
         self.devices = _devices()
         self.shared_cache = _share_compilations(self.devices)
 

@@ -6,6 +6,7 @@ import numpy as np
 from .. import layouts
 from ..casting import INT_DTYPES
 from . import as_indices, bind, cpu_name, harness, no_settings, op_function, view
+from .base import Backend, Documented, Op
 
 try:
     import ml_dtypes
@@ -33,6 +34,58 @@ OPS = {
 
 _VIEWS = {"permute": np.transpose, "slice": lambda x, at: x[at], "reshape": np.reshape,
           "broadcast": np.broadcast_to}
+
+
+def _argsort_expression(dim, keepdim):
+    return f"np.take(np.argsort(x, axis={dim}, kind='stable'), {[-1] if keepdim else -1}, axis={dim})"
+
+
+class NumpyBackend(Backend):
+    """numpy's argmax, argmin and its stable argsort read from the right end, on the CPU."""
+
+    name = "numpy"
+    module = "numpy"
+    distributions = ("numpy", "ml_dtypes")
+    install = "pip install numpy"
+    ops = {
+        "argmax": Op("max", "argmax", "argmax(x, dim={dim}{keep})",
+                     "np.argmax(x, axis={dim}, keepdims={keepdim})",
+                     promise="In case of multiple occurrences of the maximum values, the indices "
+                             "corresponding to the first occurrence are returned.",
+                     url="https://numpy.org/doc/stable/reference/generated/numpy.argmax.html"),
+        "argmin": Op("min", "argmin, against the mirrored rule (first minimum, NaN first)",
+                     "argmin(x, dim={dim}{keep})", "np.argmin(x, axis={dim}, keepdims={keepdim})",
+                     promise="In case of multiple occurrences of the minimum values, the indices "
+                             "corresponding to the first occurrence are returned.",
+                     url="https://numpy.org/doc/stable/reference/generated/numpy.argmin.html"),
+        "argsort": Op(
+            "max", "np.argsort(x, kind='stable') read from the right end",
+            "argsort(x, axis={dim}, kind='stable')[-1]{keep_note}", _argsort_expression,
+            expression_none="np.argsort(x, axis=None, kind='stable')[-1]{keep_all}",
+            documented=Documented(
+                url="https://numpy.org/doc/stable/reference/generated/numpy.sort.html",
+                quote=("A stable sort keeps items with the same key in the same relative order. "
+                       "[...] In numpy versions >= 1.4.0 nan values are sorted to the end."),
+                picks="last",
+                meaning="read from the right end gives the last of equal values (and the last NaN)")),
+    }
+    settings_env = _SETTINGS_ENV
+    reproducer = {"imports": "import numpy as np", "native": "x = base.astype({dtype})",
+                  "permute": "x = x.transpose({0})", "broadcast": "x = np.broadcast_to(x, {0})",
+                  "to_numpy": "np.asarray({0}, dtype=np.float64)", "indices": "np.asarray(r)"}
+    notes = ("bfloat16 through ml_dtypes",)
+
+    def adapter(self):
+        return Adapter()
+
+    def import_lines(self, dtypes):
+        return ["import ml_dtypes"] if "bfloat16" in dtypes else []
+
+    def dtype_expression(self, dtype):
+        return {"bfloat16": "ml_dtypes.bfloat16", "bool": "np.bool_"}.get(dtype, f"np.{dtype}")
+
+
+BACKEND = NumpyBackend()
 
 
 class Adapter:

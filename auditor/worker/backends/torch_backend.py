@@ -1,4 +1,7 @@
-"""PyTorch on the CPU, every CUDA device and MPS where present; eager or through torch.compile."""
+"""PyTorch on the CPU, every CUDA device and MPS where present; eager or through torch.compile.
+
+torch is imported by `Adapter()` (in a worker process), never when this module is imported.
+"""
 import contextlib
 import importlib
 import importlib.util
@@ -6,15 +9,24 @@ import os
 import shutil
 import sys
 
-import torch
-
 from .. import layouts
 from . import as_indices, bind, cpu_name, op_function, view
+from .base import Backend, Documented, Modifier, Op
 
-_DTYPES = {"float32": torch.float32, "float16": torch.float16,
-           "bfloat16": torch.bfloat16, "float64": torch.float64,
-           "int8": torch.int8, "uint8": torch.uint8, "int16": torch.int16, "int32": torch.int32,
-           "int64": torch.int64}
+torch = None  # the module, once `_load` imported it
+
+
+def _load():
+    """Import torch into this module's global `torch` (once)."""
+    global torch
+    if torch is None:
+        import torch as module
+        torch = module
+    return torch
+
+
+#: The dtypes torch has an argmax kernel for.
+_DTYPES = ("float32", "float16", "bfloat16", "float64", "int8", "uint8", "int16", "int32", "int64")
 #: Dtypes torch has but documents as of limited support in eager mode (no argmax kernel).
 _LIMITED = {name: (f"torch documents {name} as a shell dtype of limited support (no argmax "
                    "kernel): https://docs.pytorch.org/docs/stable/tensor_attributes.html")
@@ -79,9 +91,106 @@ def _compile_unavailable(device):
     return None
 
 
+def _topk_expression(dim, keepdim):
+    return f"torch.topk(x, 1, dim={dim}).indices" + ("" if keepdim else f".squeeze({dim})")
+
+
+class TorchBackend(Backend):
+    """torch.argmax, argmin, max(dim).indices and topk(1); eager, compiled, threads, modes."""
+
+    name = "torch"
+    module = "torch"
+    distributions = ("torch",)
+    install = "pip install 'argmax-audit[torch]'"
+    device_hints = {
+        "cpu": "any build",
+        "cuda": "an NVIDIA GPU and a CUDA build (torch from pytorch.org)",
+        "rocm": "an AMD GPU and a ROCm build of torch",
+        "mps": "torch on Apple silicon with macOS 12.3 or later",
+    }
+    ops = {
+        "argmax": Op("max", "argmax", "argmax(x, dim={dim}{keep})",
+                     "torch.argmax(x, dim={dim}, keepdim={keepdim})",
+                     promise="If there are multiple maximal values then the indices of the first "
+                             "maximal value are returned.",
+                     url="https://docs.pytorch.org/docs/stable/generated/torch.argmax.html"),
+        "argmin": Op("min", "argmin, against the mirrored rule (first minimum, NaN first)",
+                     "argmin(x, dim={dim}{keep})", "torch.argmin(x, dim={dim}, keepdim={keepdim})",
+                     promise="If there are multiple minimal values then the indices of the first "
+                             "minimal value are returned.",
+                     url="https://docs.pytorch.org/docs/stable/generated/torch.argmin.html"),
+        "max": Op("max", "torch.max(x, dim).indices", "max(x, dim={dim}{keep}).indices",
+                  "torch.max(x, dim={dim}, keepdim={keepdim}).indices",
+                  expression_none="torch.max(x.reshape(-1), 0).indices{keep_all}",
+                  promise="If there are multiple maximal values in a reduced row then the indices "
+                          "of the first maximal value are returned.",
+                  url="https://docs.pytorch.org/docs/stable/generated/torch.max.html"),
+        "topk": Op(
+            "max", "torch.topk(x, 1, dim).indices", "topk(x, 1, dim={dim}).indices{keep_note}",
+            _topk_expression,
+            expression_none="torch.topk(x.reshape(-1), 1).indices[0]{keep_all}",
+            documented=Documented(
+                url="https://docs.pytorch.org/docs/stable/generated/torch.topk.html",
+                quote=("When using torch.topk, the indices of tied elements are not guaranteed "
+                       "to be stable and may vary across different invocations."),
+                picks="any",
+                meaning="does not promise which of equal values (tied maxima, or NaNs) comes first")),
+    }
+    modifiers = {
+        "compile": Modifier("mode", "torch.compile (inductor, dynamic=False): one compilation "
+                                    "per input signature"),
+        "compile-dynamic": Modifier("mode", "torch.compile(dynamic=True): kernels with symbolic "
+                                            "sizes"),
+        "threads": Modifier("threads", "torch.set_num_threads(N)", takes_number=True),
+        "deterministic": Modifier("deterministic", "torch.use_deterministic_algorithms(True)"),
+        "flush-denormal": Modifier("denormal", "torch.set_flush_denormal(True)"),
+    }
+    all_variants = ("eager", "compile", "compile-dynamic", "threads=1", "threads=MANY",
+                    "compile+threads=1", "compile+threads=MANY", "compile-dynamic+threads=1",
+                    "compile-dynamic+threads=MANY", "deterministic", "flush-denormal")
+    compiling_modes = MODES
+    settings_env = _SETTINGS_ENV
+    reproducer = {
+        "imports": "import torch",
+        "native": "x = torch.from_numpy(base).to(device={device}, dtype={dtype})",
+        "permute": "x = x.permute(*{0})", "broadcast": "x = x.expand(*{0})",
+        "to_numpy": "{0}.detach().cpu().double().numpy()", "indices": "np.asarray(r.cpu())"}
+    notes = ("no negative strides (reversed layouts not run)",
+             "uint16/32/64 and bool have no argmax kernel")
+
+    def adapter(self):
+        return Adapter()
+
+    def dtype_expression(self, dtype):
+        return f"torch.{dtype}"
+
+    def call_lines(self, mode, variant_name, expression):
+        if mode in MODES:
+            dynamic = mode == "compile-dynamic"
+            return ([f"f = torch.compile(lambda x: {expression}, dynamic={dynamic})  "
+                     f"# variant {variant_name}"], ["    r = f(x)"])
+        return super().call_lines(mode, variant_name, expression)
+
+    def setting_lines(self, modifiers):
+        after = []
+        if modifiers.get("threads"):
+            after.append(f"torch.set_num_threads({modifiers['threads']})")
+        if modifiers.get("deterministic"):
+            after.append("torch.use_deterministic_algorithms(True)")
+        if modifiers.get("flush-denormal"):
+            after.append("torch.set_flush_denormal(True)")
+        return [], after
+
+
+BACKEND = TorchBackend()
+
+
 class Adapter:
     name = "torch"
     flushing = False  # True while a flush-denormal variant's calls run
+
+    def __init__(self):
+        _load()
 
     def describe(self):
         devices = [{"id": "cpu", "name": cpu_name(), "dtypes": list(_DTYPES),
