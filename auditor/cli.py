@@ -10,6 +10,7 @@ from .api import baseline_facts, check_options, run_audit, save
 from .checks import regression, run_checks
 from .envcmd import env
 from .errors import AuditError, ExitCode, UserError
+from .fuzzcmd import fuzz
 from .model import SEVERITIES
 from .reports import html, junit, markdown, terminal
 from .summary import summarize
@@ -89,6 +90,7 @@ def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns,
 
 
 cli.add_command(env)
+cli.add_command(fuzz)  # audit fuzz: auditor/fuzzcmd.py
 
 
 @cli.command()
