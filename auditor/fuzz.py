@@ -354,7 +354,9 @@ class Search:
             self._examine(example)
 
         test._hypothesis_internal_add_digest = _digest(self.space)
-        runnable = seeded(self.seed * 1000 + self.stats.rounds)(config(given(examples(self.space))(test)))
+        # @seed disables the database; settings applied after it bring the database back.
+        runnable = config(seeded(self.seed * 1000 + self.stats.rounds)(
+            given(examples(self.space))(test)))
         statistics = []
         try:
             with _statistics(statistics.append):
