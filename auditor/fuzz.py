@@ -39,6 +39,9 @@ MAX_EXAMPLES = 300
 MAX_DEATHS = 5
 #: Variant modes that compile once per call signature (shapes then come from a bounded pool).
 COMPILING = ("compile", "compile-dynamic", "jit")
+#: Call signatures (shape, layout, dim, keepdim) in the pool where targets compile per signature
+#: (torch.compile, jax.jit), and where jax runs eagerly (it compiles per shape, more cheaply).
+POOL, EAGER_POOL = 12, 40
 #: The case id the workers hold the current example under (the bundle names cases by content).
 CURRENT = "fuzz-current"
 
@@ -479,11 +482,14 @@ def space_for(targets, max_elements, seed):
 
     families = tuple(sorted({family(t.dtype) for t in targets}, key=["float", "int"].index))
     compiling = any(variant_table.parse(t.variant).mode in COMPILING for t in targets)
+    # jax compiles every new shape even eagerly (one XLA computation per primitive and shape)
+    per_shape = any(t.framework == "jax" for t in targets)
     space = Space(families=families or ("float",),
                   float64=any(t.dtype == "float64" for t in targets),
                   mirror=any(t.sense == "min" for t in targets), max_elements=max_elements)
-    if compiling:
-        space = dataclasses.replace(space, signatures=signature_pool(space, seed))
+    if compiling or per_shape:
+        count = POOL if compiling else EAGER_POOL
+        space = dataclasses.replace(space, signatures=signature_pool(space, seed, count))
     return space
 
 

@@ -108,8 +108,10 @@ def describe(facts):
                 f"({facts['signatures']} call signatures in the pool)" if facts["compiles"] else "")
     stopped = {"time": "the --time budget ran out", "interrupt": "interrupted",
                "max-examples": "--max-examples generated"}.get(facts["stopped"], facts["stopped"])
-    return (f"fuzz: {facts['examples']} examples judged ({facts['generated']} generated, the rest "
-            f"shrinking) in {facts['seconds']:.1f} s ({rate}); stopped: {stopped}{compiled}\n"
+    fresh = min(facts["generated"], facts["examples"])
+    return (f"fuzz: {facts['examples']} examples judged in {facts['seconds']:.1f} s ({rate}), "
+            f"{fresh} of them fresh, the others replayed or shrinking; stopped: {stopped}"
+            f"{compiled}\n"
             f"time shares: generation {shares['generation']:.0%}, IPC and workers "
             f"{shares['ipc']:.0%}, calls {shares['calls']:.0%}, compiling {shares['compile']:.0%}, "
             f"checks {shares['checks']:.0%}")
