@@ -52,22 +52,42 @@ MAX_ELEMENTS = 70_000
 
 F16_SUB, BF16_SUB, F32_SUB = 2.0**-24, 2.0**-133, 2.0**-149
 F64_SUB = float(np.finfo(np.float64).smallest_subnormal)
+F64_NORMAL = float(np.finfo(np.float64).tiny)
 #: Float32 NaNs: the quiet NaN, its negative, and other payloads (signalling ones quieted by
 #: float16/bfloat16 conversion, which keeps their sign).
 NAN_BITS = (0x7FC00000, 0xFFC00000, 0x7FC00001, 0x7FFFFFFF, 0xFFC12345, 0x7F800001)
-FLOAT_VALUES = (
-    7.5, 1.0, 0.0, -0.0, np.inf, -np.inf, 3.0, -1.0, 2.0**24, 2.0**24 + 2, 1e30,
-    F16_SUB, 3 * F16_SUB, 1023 * F16_SUB, 2.0**-14,           # float16's subnormals, smallest normal
-    BF16_SUB, 5 * BF16_SUB, 2.0**-126 - BF16_SUB,             # bfloat16's
-    F32_SUB, 2 * F32_SUB, 2.0**-126,                          # float32's
-    65504.0, 65519.0, 65520.0, 3.3895314e38, 3.4028235e38,    # float16, bfloat16, float32 maxima
+NANS = tuple(float(np.array(bits, dtype=np.uint32).view(np.float32)) for bits in NAN_BITS)
+
+
+def _signed(values):
+    return tuple(values) + tuple(-v for v in values if v)
+
+
+#: Float plants by kind, the plainest kind and value first (a kind is drawn, then a value of it,
+#: so each kind comes up often whatever its size).
+FLOAT_KINDS = (
+    ("plain", _signed((7.5, 1.0, 3.0, 2.0, 5.0, 8.0, 0.5, 1e30, 2.0**24, 2.0**24 + 2))),
+    ("zero", (0.0, -0.0)),
+    ("inf", (np.inf, -np.inf)),
+    ("nan", NANS),
+    ("subnormal", _signed((F16_SUB, 3 * F16_SUB, 1023 * F16_SUB, 2.0**-14,  # float16's
+                           BF16_SUB, 5 * BF16_SUB, 2.0**-126 - BF16_SUB,      # bfloat16's
+                           F32_SUB, 2 * F32_SUB, 2.0**-126))),                # float32's
+    ("overflow", _signed((65504.0, 65519.0, 65520.0, 3.3895314e38, 3.4028235e38))),
 )
-#: Values only float64 holds (a float64 source).
-FLOAT64_VALUES = (F64_SUB, 2 * F64_SUB, 2.2250738585072014e-308 - F64_SUB, 2.2250738585072014e-308,
-                  1.0 + 2.0**-52, 1.0 + 2.0**-40, 2.0**53 + 2, 1e300, 1.7976931348623157e308,
-                  3.5e38)
-INT_VALUES = (5, 1, 0, -1, 127, 128, 255, 256, -128, -129, 32767, 32768, 65535, 65536, -32769,
-              2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**53 + 1, 2**63 - 1, -2**63)
+#: Values only float64 holds (a float64 source): its subnormals, ties below float32's
+#: resolution, numbers past float32's range.
+FLOAT64_KINDS = (
+    ("float64", _signed((F64_SUB, 2 * F64_SUB, F64_NORMAL - F64_SUB, F64_NORMAL, 1.0 + 2.0**-52,
+                         1.0 + 2.0**-40, 2.0**53 + 2, 1e300, 1.7976931348623157e308, 3.5e38))),
+)
+FLOAT64_VALUES = FLOAT64_KINDS[0][1]
+INT_KINDS = (
+    ("plain", (5, 1, 0, -1, 2, 3, 7, -5)),
+    ("edge", (127, 128, 255, 256, -128, -129, 32767, 32768, 65535, 65536, -32769, 2**31 - 1,
+              2**31, 2**32 - 1, 2**32, -2**31)),
+    ("huge", (2**53 + 1, 2**53 + 2, 2**63 - 1, -2**63, 2**62)),
+)
 #: Spacings a near-tie is planted at: one unit in the last place of each floating dtype.
 NEAR_DTYPES = ("float16", "bfloat16", "float32", "float64")
 _BITS = {"float16": 10, "bfloat16": 7, "float32": 23, "float64": 52}
@@ -143,25 +163,26 @@ def tags(values, layout):
 # a table whose first entries are the simplest, so shrinking walks towards them.
 
 _BOOL = st.booleans()
-_SEED = st.integers(0, 2**16)
-_PICK, _SMALL, _MID = st.integers(0, 15), st.integers(1, 4), st.sampled_from(MID_SIZES)
+# sampled_from draws uniformly and shrinks to the first entry; st.integers favours its lower end
+# heavily (a third of the draws), which would starve the later entries of every table.
+_SEED = st.sampled_from(range(2**16))
+_PICK = st.sampled_from(range(16))
 _RANK = st.sampled_from((1, 2, 3, 1, 2, 3, 4, 0))
 
 
-@functools.cache
-def _large(budget):
-    large = tuple(s for s in LARGE_SIZES if s <= budget)
-    return st.sampled_from(large) if large else _MID
+_SIZE_INDEX = st.sampled_from(range(720))  # a multiple of 4, of len(MID_SIZES), ...
 
 
 def _size(draw, budget):
-    """Draw one axis size: mostly 1-4, then boundary sizes, rarely large ones or 0."""
-    pick = draw(_PICK)
-    if pick < 10:
-        return pick % 4 + 1
-    if pick < 14:
-        return draw(_MID)
-    return draw(_large(budget)) if pick < 15 else 0
+    """Draw one axis size: mostly 1-4, then boundary sizes, rarely large ones or 0 (always two
+    draws, so that shrinking the kind keeps the draws after it in place)."""
+    kind, index = draw(_PICK), draw(_SIZE_INDEX)
+    if kind < 10:
+        return (1, 2, 3, 4)[index % 4]
+    if kind < 14:
+        return MID_SIZES[index % len(MID_SIZES)]
+    large = tuple(s for s in LARGE_SIZES if s <= budget) or MID_SIZES
+    return large[index % len(large)] if kind < 15 else 0
 
 
 def draw_shape(draw, max_elements=MAX_ELEMENTS):
@@ -192,7 +213,7 @@ def layout_names(ndim, allowed=()):
 
 @functools.cache
 def _index(count):
-    return st.integers(0, count - 1)
+    return st.sampled_from(range(count))
 
 
 def pick(draw, options):
@@ -231,13 +252,18 @@ def draw_call(draw, space):
     if space.signatures:
         return pick(draw, space.signatures)
     shape = draw_shape(draw, space.max_elements)
-    layout = pick(draw, _layout_table(len(shape), tuple(space.layouts)))
+    kinds = _layout_kinds(len(shape), tuple(space.layouts))
+    layout = pick(draw, pick(draw, kinds))
     return shape, layout, pick(draw, dim_options(len(shape))), draw(_BOOL)
 
 
 @functools.cache
-def _layout_table(ndim, allowed):
-    return tuple(layout_names(ndim, allowed))
+def _layout_kinds(ndim, allowed):
+    """Return the layouts of rank `ndim` by kind (contiguous first; the axis permutations one
+    kind), so that each kind is drawn as often whatever the rank."""
+    names = layout_names(ndim, allowed)
+    permuted = tuple(n for n in names if n.startswith("permuted-"))
+    return tuple((n,) for n in names if n not in permuted) + ((permuted,) if permuted else ())
 
 
 # --- values --------------------------------------------------------------------------------------
@@ -259,19 +285,16 @@ def draw_position(draw, n):
     return edges[index] if index < len(edges) else index - len(edges)
 
 
-_NANS = tuple(float(np.array(bits, dtype=np.uint32).view(np.float32)) for bits in NAN_BITS)
 NEAR, ANY = "near-tie", "any"
 
 
 @functools.cache
-def value_table(family, wide):
-    """Return the plants of `family` in a table: named values (negated too), small integers,
-    NaNs, then NEAR (a near-tie) and ANY (a value drawn freely)."""
+def value_kinds(family, wide):
+    """Return the plant kinds of `family`: (name, values) pairs, then NEAR (floats: a near-tie)
+    and ANY (a value drawn freely)."""
     if family == "int":
-        return INT_VALUES + (ANY,)
-    named = FLOAT_VALUES + (FLOAT64_VALUES if wide else ())
-    small = tuple(float(v) for v in range(-8, 9) if v not in (0, 1, -1, 3))
-    return named + tuple(-v for v in named if v) + small + _NANS + (NEAR, ANY)
+        return INT_KINDS + ((ANY, ()),)
+    return FLOAT_KINDS + (FLOAT64_KINDS if wide else ()) + ((NEAR, ()), (ANY, ()))
 
 
 _ANY = {"int": st.integers(-2**63, 2**63 - 1), True: st.floats(allow_nan=False, width=64),
@@ -286,22 +309,25 @@ def _nudge(value, dtype, steps):
     return value + steps * 2.0 ** (exponent - _BITS[dtype])
 
 
-BACKGROUNDS = ("equal", "noise", "small", "normal")
+BACKGROUNDS = ("equal", "ramp", "noise", "small", "normal")
 
 
 def draw_background(draw, family, shape, wide):
-    """Draw the values every position holds before the plants: all equal, noise, a few small
-    integers, or logit-like normals (from a drawn seed)."""
+    """Draw the values every position holds before the plants: all equal, an increasing ramp
+    below zero (the last largest), noise, a few small integers, or logit-like normals (the last
+    three from a drawn seed)."""
     kind = pick(draw, BACKGROUNDS)
-    rng = np.random.default_rng(draw(_SEED) if kind != "equal" else 0)
+    rng = np.random.default_rng(draw(_SEED) if kind not in ("equal", "ramp") else 0)
+    ramp = lambda: np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape) - int(  # noqa: E731
+        np.prod(shape))
     if family == "int":
-        made = {"equal": lambda: np.zeros(shape, np.int64),
+        made = {"equal": lambda: np.zeros(shape, np.int64), "ramp": ramp,
                 "noise": lambda: rng.integers(-1000, 1000, shape),
                 "small": lambda: rng.integers(-3, 3, shape),
                 "normal": lambda: rng.integers(-100, 100, shape)}[kind]()
         return kind, made.astype(np.int64)
     dtype = np.float64 if wide else np.float32
-    made = {"equal": lambda: np.zeros(shape),
+    made = {"equal": lambda: np.zeros(shape), "ramp": lambda: ramp().astype(np.float64),
             "noise": lambda: rng.uniform(-4.0, -1.0, shape),
             "small": lambda: rng.integers(-3, 3, shape).astype(np.float64),
             "normal": lambda: rng.standard_normal(shape) * 3}[kind]()
@@ -318,7 +344,8 @@ def draw_plant(draw, family, n, rows, wide):
     row or None for every row, what it is in words)."""
     row = draw(_index(rows + 1)) - 1 if rows > 1 else -1
     row = None if row < 0 else row
-    value = pick(draw, value_table(family, wide))
+    kind, values = pick(draw, value_kinds(family, wide))
+    value = pick(draw, values) if values else kind
     if value == NEAR and n >= 2:  # a value and its neighbour one spacing of a dtype apart
         dtype = pick(draw, NEAR_DTYPES if wide else NEAR_DTYPES[:3])
         value, steps = pick(draw, NEAR_VALUES), pick(draw, NEAR_STEPS)
@@ -365,7 +392,7 @@ def _set(rows, row, where, values, dtype):
         rows[row, where] = cast
 
 
-_PLANTS = st.integers(0, 4)
+_PLANTS = st.sampled_from(range(5))
 
 
 @st.composite
