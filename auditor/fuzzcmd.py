@@ -104,8 +104,8 @@ def describe(facts):
     shares = facts["shares"]
     warm = facts.get("examples_per_s_warm")
     rate = f"{facts['examples_per_s']:.1f}/s" + (f", {warm:.1f}/s after warm-up" if warm else "")
-    compiled = (f"; compiling: {facts['compile_s']:.1f} s for {facts['compiles']} calls "
-                f"({facts['signatures']} call signatures in the pool)" if facts["compiles"] else "")
+    compiled = (f"; compiling: {facts['compile_s']:.1f} s for {facts['compiles']} signatures "
+                f"(a pool of {facts['signatures']})" if facts["compiles"] else "")
     stopped = {"time": "the --time budget ran out", "interrupt": "interrupted",
                "max-examples": "--max-examples generated"}.get(facts["stopped"], facts["stopped"])
     fresh = min(facts["generated"], facts["examples"])

@@ -100,3 +100,19 @@ def test_stock_numpy_torch_and_jax_fuzz_clean_in_float32(audit):
     assert all(kind == "wrong_index" and targets == ("jax/cpu/float32",)
                for kind, targets in kinds), kinds
     assert result.code in (0, 1)
+
+
+@pytest.mark.slow
+def test_torch_compile_fuzzing_compiles_each_signature_of_its_pool_once(audit):
+    pytest.importorskip("torch")
+    from auditor.worker.backends.torch_backend import cxx_compiler
+
+    if cxx_compiler() is None:
+        pytest.skip("torch.compile on the CPU needs a C++ compiler")
+    result = audit("fuzz", "-q", "--framework", "torch", "--dtype", "float32", "--variant",
+                   "compile", "--no-database", "--max-examples", "40", "--repeats", "2",
+                   "--out", "compiled")
+    assert result.code == 0, result.out + result.err
+    facts = result.results["metadata"]["fuzz"]
+    assert facts["examples"] >= 40 and 0 < facts["compiles"] <= facts["signatures"] == 12
+    assert facts["compile_s"] > 0 and "compiling:" in result.out
