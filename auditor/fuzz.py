@@ -448,10 +448,12 @@ def _generated(statistics):
 # --- the bundle ----------------------------------------------------------------------------------
 
 
-def assemble(records, targets, rules, options, bundle_path):
+def assemble(records, targets, rules, options, bundle_path, startup_errors=None):
     """Return (observations, findings) of the shrunk examples: one case per distinct example,
-    the checks' findings on them, one per (kind, targets) (its own case's where it has one)."""
-    observations = Observations(targets=dict(targets), bundle_path=bundle_path)
+    the checks' findings on them, one per (kind, targets) (its own case's where it has one);
+    `startup_errors` ({framework: why}) become crash findings as in `audit run`."""
+    observations = Observations(targets=dict(targets), bundle_path=bundle_path,
+                                startup_errors=dict(startup_errors or {}))
     home = {}
     for key, record in records.items():
         case = record.example.case()
@@ -563,7 +565,8 @@ def fuzz_audit(*, frameworks, devices, dtypes, variants, ops, impls, repeats, pr
     judge.close()
     with signals_deferred():
         observations, findings = assemble(search.records, judge.targets, rules, options,
-                                          os.path.abspath(out))
+                                          os.path.abspath(out),
+                                          judge.observations.startup_errors)
         metadata = {"command": list(command or ["audit", "fuzz"]), "suite": "fuzz", "seed": seed,
                     "cases": [], "repeats": repeats, "processes": processes, "timeout": timeout,
                     "startup_timeout": startup_timeout, "fail_on": fail_on,
