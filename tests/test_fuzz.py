@@ -111,3 +111,36 @@ def test_stats_give_each_share_of_the_time():
                                "checks": 0.2}
     assert facts["examples_per_s"] == 10.0 and facts["examples_per_s_warm"] == 10.0
     assert issubclass(BudgetSpent, KeyboardInterrupt)
+
+
+def test_the_space_follows_the_targets():
+    from auditor.fuzz import EAGER_POOL, POOL, space_for
+    from auditor.model import Target
+
+    plain = space_for([Target("numpy", "cpu", "float32")], 1000, seed=0)
+    assert plain.families == ("float",) and not plain.signatures and not plain.mirror
+    mixed = space_for([Target("numpy", "cpu", "float64", op="argmin"),
+                       Target("numpy", "cpu", "int8")], 1000, seed=0)
+    assert mixed.families == ("float", "int") and mixed.float64 and mixed.mirror
+    compiled = space_for([Target("torch", "cpu", "float32", variant="compile")], 1000, seed=1)
+    assert len(compiled.signatures) == POOL
+    eager_jax = space_for([Target("jax", "cpu", "float32")], 1000, seed=1)
+    assert len(eager_jax.signatures) == EAGER_POOL
+
+
+def test_a_framework_that_cannot_start_is_a_crash_finding():
+    _, findings = assemble({}, {}, policy.find(None), {}, "bundle",
+                           {"jax": "could not start: ImportError: boom"})
+    assert [f.kind for f in findings] == ["crash"]
+
+
+def test_progress_says_examples_rate_findings_and_budget_left():
+    import io
+
+    from auditor.fuzz import FuzzProgress
+
+    found = search({target("planted"): planted("nan_payload.py")}, max_examples=60, seconds=600)
+    stream = io.StringIO()
+    FuzzProgress(stream, interval=0)(found)
+    line = stream.getvalue()
+    assert "examples (" in line and "/s)" in line and "findings" in line and "s left" in line
