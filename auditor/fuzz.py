@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import os
 import signal
 import sys
@@ -31,6 +32,7 @@ from .runner import Plan, Runner, layout_limit, start_worker
 from .strategies import Space, examples, signature_pool
 from .summary import summarize
 from .worker.casting import family
+from .worker.protocol import write_message
 from .workers import WorkerGone, cases_message
 
 #: Examples per run unless --max-examples says otherwise.
@@ -203,10 +205,12 @@ class WorkerJudge:
         """Send `case` and a run of each of `targets` to `slot`; False if the worker is gone."""
         try:
             worker = slot.ensure()
-            worker.send(*cases_message([case]))
+            messages = io.BytesIO()  # one write and one flush for them all: one wake-up
+            write_message(messages, *cases_message([case]))
             for target in targets:
-                worker.send({"op": "run", "repeats": self.plan.repeats, "cases": [case.id],
-                             "target": _target_spec(target)})
+                write_message(messages, {"op": "run", "repeats": self.plan.repeats,
+                                         "cases": [case.id], "target": _target_spec(target)})
+            _write(worker, messages.getvalue())
             return True
         except (WorkerGone, RuntimeError) as exc:
             self._died(slot, targets[0], case, exc, None)
@@ -282,6 +286,16 @@ class WorkerJudge:
         for slots in self.slots.values():
             for slot in slots:
                 slot.discard()
+
+
+def _write(worker, data):
+    """Write `data` (framed messages) to `worker`'s pipe; WorkerGone if the process is gone."""
+    try:
+        worker.process.stdin.write(data)
+        worker.process.stdin.flush()
+    except (BrokenPipeError, OSError, ValueError):
+        worker.send({"op": "ping"})  # raises WorkerGone with how the process ended
+        raise WorkerGone("ProcessDied", "the worker's pipe is closed") from None
 
 
 def _target_spec(target):
