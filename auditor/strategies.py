@@ -235,7 +235,8 @@ def signature_pool(space, seed, count=12):
     """Return `count` (shape, layout, dim, keepdim) signatures drawn from `seed`, smallest first:
     the bounded pool examples draw from where every new signature compiles."""
     rng = np.random.default_rng(seed)
-    pool = {((4,), "contiguous", None, False), ((3, 5), "contiguous", -1, False)}
+    pool = {((n,), "contiguous", None, False) for n in (1, 2, 3, 4)} | {
+        ((2, 3), "contiguous", dim, False) for dim in (-1, 0)}  # small ones to shrink towards
     while len(pool) < count:
         ndim = int(rng.integers(1, 5))
         shape = tuple(int(rng.choice((1, 2, 3, 4) + MID_SIZES[:12])) for _ in range(ndim))
