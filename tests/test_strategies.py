@@ -18,7 +18,7 @@ from auditor.worker.backends import np_backend
 from auditor.worker.casting import narrow, widen
 
 EVERYTHING = Space(families=("float", "int"), float64=True, mirror=True, max_elements=5000)
-FAST = settings(max_examples=150, deadline=None, database=None,
+FAST = settings(max_examples=100, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))
 
 
