@@ -144,3 +144,13 @@ def test_progress_says_examples_rate_findings_and_budget_left():
     FuzzProgress(stream, interval=0)(found)
     line = stream.getvalue()
     assert "examples (" in line and "/s)" in line and "findings" in line and "s left" in line
+
+
+def test_a_nondeterministic_target_is_found_and_its_flakiness_does_not_stop_the_search():
+    from synthetic import RandomTie
+
+    tgt = target("random")
+    found = search({tgt: RandomTie()}, max_examples=150)
+    assert ("nondeterministic", (tgt.id,)) in found.records
+    assert found.records[("nondeterministic", (tgt.id,))].example.values.size <= 4
+    assert found.stats.stopped == "max-examples"
