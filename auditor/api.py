@@ -363,6 +363,7 @@ def measure(plan, out, metadata, progress=False):
                                 bundle_path=os.path.abspath(out))
     display = Progress(len(plan.cases) * plan.processes, enabled=progress)
     runner = Runner(plan, observations, display.update)
+    runner.grow = display.grow
     first = runner.start()
     display.total = runner.planned() * plan.processes
     observations.cases = {c.id: c for c in runner.used_cases()}  # the cases some target runs

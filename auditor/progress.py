@@ -26,6 +26,11 @@ class Progress:
             self.stream.write(line[:100].ljust(100))
             self.stream.flush()
 
+    def grow(self, more):
+        """Add `more` steps to the total (re-runs decided while the run goes on)."""
+        with self.lock:
+            self.total += more
+
     def close(self):
         if self.enabled:
             self.stream.write("\r" + " " * 100 + "\r")

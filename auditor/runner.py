@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib.util
+import os
+import shutil
+import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +23,7 @@ from . import variants as variant_table
 from .errors import CouldNotRun, UserError
 from .model import Outcome, Target
 from .worker import layouts
-from .worker.protocol import read_array
+from .worker.protocol import SHARED_ENV, read_array
 from .workers import WorkerGone, WorkerProcess, cases_message
 
 INSTALL_HINT = {
@@ -155,6 +159,7 @@ class Runner:
         self.observations = observations
         self.progress = progress or (lambda *a: None)
         self.checkpoint = checkpoint or (lambda: None)
+        self.grow = lambda more: None  # told how many (target, case) runs the re-runs add
         self.lock = threading.Lock()
         self.record = RunRecord()
         self.targets = {}
@@ -165,13 +170,30 @@ class Runner:
         self.described = {}  # Group -> what its first worker said about itself
         self.variants = {}  # framework -> the Variants it runs
         self._cases_for = {}  # target id -> the ids of the cases it runs
+        self._shared = {}  # Group -> a folder its processes share for the run (see `spawn`)
+        self._scratch = None
+
+    def shared_folder(self, group):
+        """Return the folder the processes of `group` share during this run, made on first use
+        and removed with everything in it when the run ends (or the runner is collected).
+
+        A worker may keep there what its other processes can reuse without changing any answer
+        (the jax adapter keeps its compiled executables there on CPU)."""
+        if group not in self._shared:
+            if self._scratch is None:
+                self._scratch = tempfile.mkdtemp(prefix="argmax-audit-shared-")
+                self._cleanup = weakref.finalize(self, shutil.rmtree, self._scratch, True)
+            self._shared[group] = os.path.join(self._scratch, str(len(self._shared)))
+            os.mkdir(self._shared[group])
+        return self._shared[group]
 
     def spawn(self, group):
         """Start a worker for `group` and track it, so an interrupt can stop it."""
         with self.lock:
             if self.stopping.is_set():
                 raise WorkerGone("WorkerError", "the run was interrupted")
-            worker = WorkerProcess(group.framework, python=group.python, env=group.env)
+            env = {**group.env, SHARED_ENV: self.shared_folder(group)}
+            worker = WorkerProcess(group.framework, python=group.python, env=env)
             self.live.add(worker)
             return worker
 
@@ -403,14 +425,14 @@ class Runner:
         used = {group for _, group in self.targets.values()}
         for group in set(first) - used:
             first.pop(group).close()
-        jobs = [(group, p) for group in self.described if group in used
-                for p in range(self.plan.processes)]
+        jobs = [(group, p) for group in self._longest_first(used) for p in range(self.plan.processes)]
         pool = concurrent.futures.ThreadPoolExecutor(max(1, self.plan.jobs))
         try:
             running = {pool.submit(self._run_process, group, p, first.pop(group) if p == 0 else None)
                        for group, p in jobs}
             self._wait(running)
             reruns = self._unsettled()
+            self.grow(sum(len(ids) for items in reruns.values() for _, ids in items))
             self._wait({pool.submit(self._rerun, group, items) for group, items in reruns.items()})
         except BaseException:
             self.stopping.set()
@@ -423,7 +445,16 @@ class Runner:
             pool.shutdown(wait=True, cancel_futures=True)
             for worker in first.values():
                 worker.kill()
+            if self._scratch is not None:
+                self._cleanup()
             self.record.seconds = time.perf_counter() - started
+
+    def _longest_first(self, used):
+        """Return the groups of `used` with those whose workers compile every signature first:
+        their processes take longest, so the others fill the slots they leave (and the two
+        processes of one, running at once, share their compilations)."""
+        groups = [g for g in self.described if g in used]
+        return sorted(groups, key=lambda g: not self.described[g].get("compiles_per_signature"))
 
     def _wait(self, running):
         while running:
@@ -461,6 +492,8 @@ class Runner:
 
     def _run_process(self, group, process, worker):
         targets = [t for t, g in self.targets.values() if g == group]
+        if process % 2:  # the other end first: with a shared folder (see `shared_folder`), two
+            targets.reverse()  # processes running at once then mostly reuse each other's work
         impls = [i for i in self.plan.impls if i.framework == group.framework]
         session = _Session(self, group, impls, worker)
         try:

@@ -45,7 +45,8 @@ def check(observations, options):
     for (target_id, problem), hits in groups.items():
         case, sentence, outcome = hits[0]
         cases = sorted({c.id for c, _, _ in hits})
-        more = f" (and on {len(cases) - 1} more cases)" if len(cases) > 1 else ""
+        more = (f" (and on {len(cases) - 1} more case{'s' if len(cases) > 2 else ''})"
+                if len(cases) > 1 else "")
         findings.append(Finding(
             check=NAME, kind="api_mismatch", targets=[target_id], case=case.id, count=len(cases),
             message=f"{case.describe_call(observations.targets[target_id])} on {target_id} "

@@ -91,7 +91,7 @@ def _finding(observations, case, low, wide, low_answer, wide_answer, found):
         check=NAME, kind="precision_drift", message=message, targets=[low.id, wide.id],
         case=case.id, count=len(found), positions=[list(p) for p in positions[:10]],
         evidence={"blame": [low.id], "flips": len(found), "positions_compared": total,
-                  "margin": float(wide_row[hi]) - float(wide_row[lo]), "margin_spacings": units,
+                  "margin": abs(float(wide_row[hi]) - float(wide_row[lo])), "margin_spacings": units,
                   "values": excerpt(wide_row, [lo, hi]), "rounded": excerpt(low_row, [lo, hi]),
                   "picks": [hi, lo],
                   "margins_spacings": [_margin(case.row(wide_seen, p), lo_, hi_, low.dtype)
@@ -103,8 +103,9 @@ def _finding(observations, case, low, wide, low_answer, wide_answer, found):
 
 
 def _margin(row, lo, hi, dtype):
-    """Return how far apart `row[hi]` and `row[lo]` are in `dtype` spacings at that magnitude."""
-    return in_spacings(float(row[hi]) - float(row[lo]), row[hi], dtype)
+    """Return how far apart `row[hi]` and `row[lo]` are in `dtype` spacings at that magnitude
+    (a distance: an argmin's pick lies below the other)."""
+    return in_spacings(abs(float(row[hi]) - float(row[lo])), row[hi], dtype)
 
 
 def _thresholds(observations, rates, limits):

@@ -115,7 +115,7 @@ def _finding(observations, case, target, old_target, new, old, versions):
     keyed = case.row(case.ordered(target.dtype, target.sense), first)  # argmin: negated
     picks = [int(old.indices[first]), int(new.indices[first])]
     cause = _cause(keyed, picks)
-    direction = _direction(new.indices, old.indices, expected, positions)
+    direction = _direction(new.indices, old.indices, expected, positions, target)
     why = {"tie_break": f"both are tied {'maxima' if target.sense == 'max' else 'minima'} "
                         f"({list_indices(np.flatnonzero(maximizers(keyed, 0)))})",
            "nan_policy": f"the row holds NaN at {list_indices(np.flatnonzero(np.isnan(row)))}",
@@ -157,11 +157,12 @@ def _cause(row, picks):
     return "tie_break" if maximizers(row, 0)[picks].all() else "wrong_index"
 
 
-def _direction(new, old, expected, positions):
+def _direction(new, old, expected, positions, target):
     index = tuple(positions[0])
     new_ok, old_ok = new[index] == expected[index], old[index] == expected[index]
+    rule = f"(first {'maximum' if target.sense == 'max' else 'minimum'}, first NaN)"
     if new_ok and not old_ok:
-        return "the new answer follows the reference (first maximum, first NaN) and the old did not"
+        return f"the new answer follows the reference {rule} and the old did not"
     if old_ok and not new_ok:
-        return "the old answer followed the reference (first maximum, first NaN); the new does not"
-    return "neither follows the reference (first maximum, first NaN)"
+        return f"the old answer followed the reference {rule}; the new does not"
+    return f"neither follows the reference {rule}"

@@ -56,7 +56,7 @@ def test_a_finding_on_one_case_names_no_more_cases_and_the_call_made():
     finding = _int32_everywhere(target(framework="torch", op="max"), ["only"])
     assert finding.message == ("max(x, dim=-1).indices on torch.max/cpu/float32 returned int32 "
                                "indices; torch.max returns int64 on case only")
-    assert "on case a (and on 1 more case" in _int32_everywhere(target(), ["a", "b"]).message
+    assert _int32_everywhere(target(), ["a", "b"]).message.endswith("on case a (and on 1 more case)")
 
 
 def test_an_empty_reduction_that_answers_is_a_no_raise_finding():

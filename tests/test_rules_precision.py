@@ -25,7 +25,9 @@ def test_argmin_lanes_count_the_flips_of_the_first_minimum():
     assert (finding.count, finding.positions) == (1, [[0]])
     assert finding.message.startswith(
         "argmin(x, dim=-1) on numpy.argmin/cpu/float16 picked another index than "
-        "numpy.argmin/cpu/float32 at 1 of 2 positions of case c: at row 0 float32 picks 1 (1) over 0")
+        "numpy.argmin/cpu/float32 at 1 of 2 positions of case c: at row 0 float32 picks 1 (1) over "
+        "0 (1.0002441), a margin of 0.25 float16 spacings")
+    assert finding.evidence["margin"] == 2**-12 and finding.evidence["margins_spacings"] == [0.25]
     assert precision.flip_rates(observations)["numpy.argmin/cpu/float16"]["flips"] == 1
 
 

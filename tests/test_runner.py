@@ -14,7 +14,15 @@ from auditor import bundle
 from auditor.cases import build_suite, select
 from auditor.errors import UserError
 from auditor.model import Observations, Outcome, Target
-from auditor.runner import MAX_DEATHS, Impl, Plan, Runner, _device_matches, check_available
+from auditor.runner import (
+    MAX_DEATHS,
+    Impl,
+    Plan,
+    Runner,
+    _device_matches,
+    _Session,
+    check_available,
+)
 
 BUILTIN = "numpy/cpu/float32"
 CASES = "ties-short,dims-1,dims-none,nan-rows,empty,scalar"
@@ -75,6 +83,16 @@ def test_absent_framework_of_an_impl_is_a_user_error(monkeypatch):
     _pretend_missing(monkeypatch, "torch")
     with pytest.raises(UserError, match="torch is not installed"):
         check_available(_plan(frameworks=["numpy"], impls=[Impl("torch", "k", "f")]))
+
+
+def test_groups_that_compile_every_signature_start_first():
+    from auditor.runner import Group
+    runner = Runner(_plan(), Observations(cases={}))
+    numpy, torch, jax = Group("numpy"), Group("torch"), Group("jax")
+    runner.described = {numpy: {}, torch: {"compiles_per_signature": False},
+                        jax: {"compiles_per_signature": True}}
+    assert runner._longest_first({numpy, torch, jax}) == [jax, numpy, torch]
+    assert runner._longest_first({numpy, torch}) == [numpy, torch]
 
 
 def test_record_outcomes_merges_processes_and_sums_timings():
@@ -372,6 +390,38 @@ def test_checkpoint_written_mid_run_is_a_readable_partial_bundle(tmp_path, helpe
     final, _, _ = snapshots[-1]
     assert {key: sum(len(o.runs) for o in outs) for key, outs in final.outcomes.items()} == {
         key: 4 for key in observations.outcomes}
+
+
+@pytest.mark.slow
+def test_processes_of_a_group_share_a_folder_for_the_run_only(tmp_path, helpers):
+    """Both processes of a group see the same folder, with what the other left there; the
+    second runs the targets from the other end; the folder is gone when the run ends."""
+    cases = [c for c in select(build_suite(), ["ties-short"]) if c.sense == "max"]
+    observations = Observations(cases={c.id: c for c in cases}, bundle_path=str(tmp_path))
+    impl = Impl("numpy", os.path.join(helpers.IMPLS, "notes_shared_folder.py"), "argmax")
+    plan = _plan(frameworks=["numpy"], explicit_frameworks=True, cases=cases, repeats=1,
+                 processes=2, jobs=1, impls=[impl], dtypes=["float32", "float64"])
+    runner = Runner(plan, observations)
+    first = runner.start()
+    group = next(iter(runner.described))
+    folder = runner.shared_folder(group)
+    order = []
+    run_target = _Session.run_target
+
+    def noted(session, target, process, *args):
+        if process == 1 and all(p == 0 for p, _ in order):  # only the first process's pid is there
+            assert len(os.listdir(folder)) == 1
+        order.append((process, target.id))
+        return run_target(session, target, process, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_Session, "run_target", noted)
+        runner.run(first)
+    assert not os.path.exists(folder)
+    assert not os.path.exists(os.path.dirname(folder))
+    firsts = [t for p, t in order if p == 0]
+    assert [t for p, t in order if p == 1] == firsts[::-1] and len(firsts) == 4
+    assert all(o.is_answer for outs in observations.outcomes.values() for o in outs)
 
 
 @pytest.mark.slow

@@ -17,6 +17,9 @@ import numpy as np
 #     describe lists layout_limits ({"views" or a need such as "negative-step": why}); cases carry
 #     integer, bool and float64 arrays beside float32.
 PROTOCOL_VERSION = 3
+#: The environment variable naming a folder that a worker group's processes share for one run
+#: (the driver removes it when the run ends).
+SHARED_ENV = "ARGMAX_AUDIT_SHARED_CACHE"
 
 _PREFIX = struct.Struct("<II")
 

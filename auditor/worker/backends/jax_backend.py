@@ -10,6 +10,7 @@ from jax import lax
 
 from .. import layouts
 from ..casting import INT_DTYPES
+from ..protocol import SHARED_ENV
 from . import as_indices, bind, cpu_name, harness, no_settings, op_function, view
 
 #: jax arrays have no strides: a view is a dense array (jnp.transpose and slicing compute one).
@@ -21,6 +22,12 @@ _VIEWS = {"permute": jnp.transpose, "slice": lambda x, at: x[at], "reshape": jnp
 _WIDE = ("int64", "uint64")
 _SETTINGS_ENV = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "TF_CPP_MIN_LOG_LEVEL")
 MODES = ("jit", "op-by-op")
+#: The persistent cache's options, set together or not at all (jax versions differ in which they
+#: have). A size limit makes jax take a file lock for every read and write of the cache, so two
+#: processes never see each other's half-written entries.
+_CACHE_OPTIONS = (("jax_persistent_cache_min_compile_time_secs", 0.0),
+                  ("jax_persistent_cache_min_entry_size_bytes", 0),
+                  ("jax_compilation_cache_max_size", 1 << 30))
 
 
 def _top_k(x, dim, keepdim):
@@ -63,11 +70,42 @@ def _devices():
     return found
 
 
+def _share_compilations(devices):
+    """Keep compiled executables in the run's shared folder, so the run's other processes of
+    this worker group load them rather than compile every signature again; return how, or None.
+
+    jax compiles every new shape, dim and dtype, and a quick suite holds hundreds: compiling
+    them once per run instead of once per process halves a CPU audit's time. Only where jax sees
+    CPUs alone: XLA compiles the same executable for the same program there, while on a GPU its
+    autotuning may choose differently in each process, which the audit must see. A cache the
+    user configured is left alone (and reported as a setting, JAX_COMPILATION_CACHE_DIR).
+    """
+    folder = os.environ.get(SHARED_ENV)
+    if not folder or any(key != "cpu" for key in devices):
+        return None
+    try:
+        if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
+            return None
+        before = [(name, getattr(jax.config, name)) for name, _ in _CACHE_OPTIONS]
+    except AttributeError:  # an older jax without one of them: compile in each process
+        return None
+    try:
+        for name, value in _CACHE_OPTIONS:
+            jax.config.update(name, value)
+        jax.config.update("jax_compilation_cache_dir", folder)
+    except Exception:
+        for name, value in before:
+            jax.config.update(name, value)
+        return None
+    return "shared by the run's processes of this group (CPU: the same executables)"
+
+
 class Adapter:
     name = "jax"
 
     def __init__(self):
         self.devices = _devices()
+        self.shared_cache = _share_compilations(self.devices)
 
     def describe(self):
         narrow = [d for d in INT_DTYPES if d not in _WIDE]
@@ -92,13 +130,15 @@ class Adapter:
             "index_dtypes": {"argmax": index, "argmin": index, "topk": "int32"},
             "ops": list(OPS),
             "modes": list(MODES),
+            # Called as it is, jax compiles every new signature: its processes run longest.
+            "compiles_per_signature": True,
             "layout_limits": dict(_LAYOUT_LIMITS),
             "settings": self.settings(),
         }
 
     def settings(self, variant=None):
         mode = (variant or {}).get("mode")
-        return {"x64": _x64(),
+        return {"x64": _x64(), **({"compilation_cache": self.shared_cache} if self.shared_cache else {}),
                 "jit": {None: "as called (jnp functions compile per shape)", "jit": "jax.jit",
                         "op-by-op": "jax.disable_jit()"}.get(mode, mode),
                 **{k: os.environ[k] for k in _SETTINGS_ENV if k in os.environ}}
