@@ -374,7 +374,7 @@ class Search:
         # @seed disables the database; settings applied after it bring the database back.
         runnable = config(seeded(self.seed * 1000 + self.stats.rounds)(
             given(examples(self.space))(test)))
-        statistics = []
+        statistics, judged = [], self.stats.examples
         try:
             with _statistics(statistics.append):
                 runnable()
@@ -384,10 +384,9 @@ class Search:
             raise
         except Exception:  # noqa: BLE001 - the failures (an exception group), flakiness: all kept
             pass
-        finally:
-            self.stats.generated += _generated(statistics) or 0
-        if not statistics:
-            self.stats.generated = self.max_examples
+        finally:  # hypothesis's count of its generate phase; without it (a round cut short by
+            counted = _generated(statistics)  # the budget or an interrupt), every example judged
+            self.stats.generated += self.stats.examples - judged if counted is None else counted
 
     def _examine(self, example):
         left = self.left()

@@ -83,6 +83,7 @@ def test_an_interrupt_keeps_the_records_so_far():
     with pytest.raises(KeyboardInterrupt):
         found.run()
     assert ("wrong_index", (tgt.id,)) in found.records
+    assert 0 < found.stats.generated <= found.stats.examples  # the cut round's examples count
 
 
 def test_the_example_database_replays_an_earlier_failure_first(tmp_path):
