@@ -31,6 +31,7 @@ from .errors import AuditError, AuditFailed, UserError
 from .inputs import array_cases, load_inputs
 from .model import DTYPES, SEVERITIES, Observations
 from .progress import Progress
+from .replay import replayed_cases
 from .runner import Impl, Interpreter, Plan, Runner
 from .summary import summarize
 
@@ -81,7 +82,7 @@ def audit(impls=(), *, frameworks=None, devices=None, dtypes=None, variants=None
           suite="quick", cases=None, seed=0, repeats=5, processes=2, timeout=60.0,
           startup_timeout=180.0, jobs=None, inputs=(), input_dim=-1, baseline=None,
           save_baseline=None, out=None, fail_on=None, config=None, envs=(), pythons=(),
-          local=True, progress=False):
+          local=True, progress=False, cases_from=()):
     """Audit argmax as `audit run` does and return a Result; nothing is printed.
 
     `impls` are callables (their framework from `frameworks` when it names one, else given as
@@ -98,7 +99,7 @@ def audit(impls=(), *, frameworks=None, devices=None, dtypes=None, variants=None
         timeout=timeout, startup_timeout=startup_timeout, jobs=jobs, inputs=inputs,
         input_dim=input_dim, baseline=baseline, save_baseline=save_baseline, out=out,
         fail_on=fail_on, config=config, envs=envs, pythons=pythons, local=local,
-        progress=progress)
+        progress=progress, cases_from=cases_from)
     if interrupted:
         raise KeyboardInterrupt
     return result
@@ -108,7 +109,7 @@ def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=Non
               suite="quick", cases=None, seed=0, repeats=5, processes=2, timeout=60.0,
               startup_timeout=180.0, jobs=None, inputs=(), input_dim=-1, baseline=None,
               save_baseline=None, out=None, fail_on=None, config=None, envs=(), pythons=(),
-              local=True, progress=False, command=None, after_save=None):
+              local=True, progress=False, command=None, after_save=None, cases_from=()):
     """Run an audit; return (Result, interrupted). `after_save(document, out)` runs while the
     signals that would tear the final save are still held (the CLI writes its reports there)."""
     frameworks = _names("framework", frameworks, registry.names())
@@ -123,7 +124,8 @@ def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=Non
     patterns = [cases] if isinstance(cases, str) else list(cases or [])
     files = [i for i in inputs if isinstance(i, (str, os.PathLike))]
     arrays = [i for i in inputs if not isinstance(i, (str, os.PathLike))]
-    found = _cases(suite, seed, patterns, previous, files, input_dim, arrays)
+    found = _cases(suite, seed, patterns, previous, files, input_dim, arrays,
+                   replayed_cases(_list(cases_from)))  # --cases-from: auditor/replay.py
     fail_on = fail_on or rules.fail_on or "error"
     if fail_on not in ("warning", "error"):
         raise UserError(f"fail_on must be warning or error, got {fail_on!r}")
@@ -305,7 +307,8 @@ def python_label(path):
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in label) or "python"
 
 
-def _cases(suite, seed, patterns, previous, input_files=(), input_dim=-1, arrays=()):
+def _cases(suite, seed, patterns, previous, input_files=(), input_dim=-1, arrays=(),
+           replayed=()):
     """Return the cases to run: the baseline's exact cases or the built-in suite's, and the
     user's --input files and arrays (one already in the baseline with the same values is run
     once)."""
@@ -316,6 +319,7 @@ def _cases(suite, seed, patterns, previous, input_files=(), input_dim=-1, arrays
     known = {case.id: case for case in cases}
     given = load_inputs(input_files, dim=input_dim) if input_files else []
     given += array_cases(arrays, dim=input_dim) if len(arrays) else []
+    given += list(replayed)
     for case in given:
         if case.id not in known:
             cases.append(case)

@@ -18,6 +18,7 @@ from .benchcli import (  # audit bench (issue 14)
 from .checks import regression, run_checks
 from .envcmd import env
 from .errors import AuditError, ExitCode, UserError
+from .fuzzcmd import fuzz
 from .model import SEVERITIES
 from .reports import html, junit, markdown, terminal
 from .summary import summarize
@@ -60,6 +61,7 @@ def cli():
 @options.no_local
 @options.inputs
 @options.input_dim
+@options.cases_from
 @options.baseline
 @options.save_baseline
 @options.junit
@@ -68,8 +70,8 @@ def cli():
 @options.quiet
 def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns, seed, repeats,
         processes, timeout, startup_timeout, jobs, out, fail_on, config, env_names, python_paths,
-        no_local, input_files, input_dim, baseline_path, save_baseline, junit, summary_md,
-        json_file, quiet):
+        no_local, input_files, input_dim, cases_from, baseline_path, save_baseline, junit,
+        summary_md, json_file, quiet):
     """Call argmax repeatedly on every case and target, check the answers, write the bundle.
 
     Targets are every installed framework (numpy, torch, jax) on every device it reports, in every
@@ -86,7 +88,7 @@ def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns,
         inputs=input_files, input_dim=input_dim, baseline=baseline_path,
         save_baseline=save_baseline, out=out, fail_on=fail_on, config=config, envs=env_names,
         pythons=python_paths, local=not no_local, progress=not quiet and sys.stderr.isatty(),
-        command=["audit", *sys.argv[1:]], after_save=reports)
+        command=["audit", *sys.argv[1:]], after_save=reports, cases_from=cases_from)
     _echo(f"results bundle: {os.path.join(out, bundle.RESULTS)}", err=json_file == "-")
     if save_baseline:
         _echo(f"baseline: {save_baseline}", err=json_file == "-")
@@ -99,6 +101,7 @@ def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns,
 cli.add_command(env)
 cli.add_command(bench)
 cli.add_command(backends)
+cli.add_command(fuzz)  # audit fuzz: auditor/fuzzcmd.py
 
 
 @cli.command()

@@ -216,3 +216,10 @@ def parse_impl(text):
     if (module.endswith(".py") or "/" in module) and not os.path.isfile(module):
         raise click.BadParameter(f"file {module} does not exist", param_hint="--impl")
     return Impl(framework, module, function, op or "argmax")
+
+
+cases_from = click.option(
+    "--cases-from", "cases_from", multiple=True, metavar="BUNDLE_OR_FILE",
+    help="Also run the cases a results bundle or baseline file holds, with their exact values "
+         "(repeatable): an 'audit fuzz' bundle's shrunk examples become regression cases (only "
+         "them: --cases fuzz).")

@@ -49,7 +49,7 @@ RUN_DEFAULTS = {
 }
 #: Options without a default to state: repeatable additions and flags.
 NO_DEFAULT = {"--impl", "--quiet", "--help", "--baseline", "--save-baseline", "--junit", "--summary-md",
-              "--json", "--input", "--env", "--python", "--no-local"}
+              "--json", "--input", "--env", "--python", "--no-local", "--cases-from"}
 
 
 def test_run_help_states_every_option_with_its_default():

@@ -6,6 +6,7 @@ framework or a user's implementation prints cannot corrupt it.
 import importlib
 import importlib.util
 import inspect
+import json
 import os
 import platform
 import sys
@@ -23,6 +24,8 @@ MAX_MESSAGE = 2000
 #: Execution modes whose first call per signature compiles (timed apart as compile_s), where a
 #: backend does not say (its `compiling_modes`).
 COMPILING = ("compile", "compile-dynamic", "jit")
+#: Compiled calls a worker keeps for reuse by later cases of the same signature.
+PREPARED_KEPT = 64
 
 
 def _error(exc):
@@ -75,6 +78,7 @@ class Worker:
         self.compiling = COMPILING
         self.impls = {}
         self.cases = {}
+        self.prepared = {}  # signature -> compiled call (see _prepared)
 
     def hello(self, header, payload):
         backend = backends.resolve(header.get("backend") or backends.BUILTIN[header["framework"]])
@@ -124,14 +128,14 @@ class Worker:
         fresh = bool(target.get("impl"))
         try:
             x, before = self._input(target, case, source, fresh)
-            call = self.adapter.prepare(fn, mode, case["dim"], case["keepdim"], not fresh)
+            call, new = self._prepared(target, fn, mode, case, source, fresh)
         except Exception as exc:
             write_message(self.out, {"op": "result", "case": case_id, "setup_error": _error(exc)})
             return
         prepare_s = time.perf_counter() - started
         # Compiled modes compile on the first call of each signature: that call is timed apart
         # (compile_s), and the repeats reuse what it compiled.
-        compile_s = self._compile(call, target, case, source, x) if mode in self.compiling else None
+        compile_s = self._compile(call, target, case, source, x) if new else None
         outcomes, keys, seconds, writer, mutated = [], [], [], PayloadWriter(), False
         for repeat in range(repeats):
             if fresh and repeat:
@@ -151,6 +155,25 @@ class Worker:
             result["compile_s"] = compile_s
         result["harness_s"] = time.perf_counter() - started - sum(seconds) - (compile_s or 0.0)
         write_message(self.out, result, writer.payload())
+
+    def _prepared(self, target, fn, mode, case, source, fresh):
+        """Return (the call of `fn` for `case`, True if it must compile first).
+
+        A compiled mode keeps one compiled call per signature (target, variant, shape, layout,
+        dim, keepdim), the last PREPARED_KEPT of them, so a later case of the same signature (the
+        fuzzer's examples share a bounded pool of them) reuses it instead of compiling again."""
+        if mode not in self.compiling:
+            return self.adapter.prepare(fn, mode, case["dim"], case["keepdim"], not fresh), False
+        key = (json.dumps(target, sort_keys=True), source.shape, case["layout"], case["dim"],
+               case["keepdim"])
+        if key in self.prepared:
+            self.prepared[key] = self.prepared.pop(key)  # the most recently used goes last
+            return self.prepared[key], False
+        call = self.adapter.prepare(fn, mode, case["dim"], case["keepdim"], not fresh)
+        self.prepared[key] = call
+        while len(self.prepared) > PREPARED_KEPT:
+            self.prepared.pop(next(iter(self.prepared)))
+        return call, True
 
     def _compile(self, call, target, case, source, x):
         """Make the first call of `call`, which compiles it; return its seconds.
