@@ -1,7 +1,7 @@
 """Words and numbers for findings: value excerpts, positions, index hints. Shared by the checks."""
 import numpy as np
 
-from .worker.casting import spacing
+from .worker.casting import seen_values, spacing
 
 #: Narrow types an index can be squeezed through, in the order a hint names them.
 NARROW_TYPES = ("int8", "uint8", "int16", "uint16", "float16", "bfloat16", "float32", "int32")
@@ -45,12 +45,12 @@ def in_spacings(gap, value, dtype):
 
 def squeeze_hint(returned, expected):
     """Name the narrow type that turns index `expected` into `returned`, or return ''."""
-    import ml_dtypes  # a dependency of the driver; the worker does not need it
-
     for name in NARROW_TYPES:
-        dtype = ml_dtypes.bfloat16 if name == "bfloat16" else np.dtype(name)
         with np.errstate(all="ignore"):
-            back = np.array([expected], dtype=np.int64).astype(dtype).astype(np.float64)[0]
+            if name == "bfloat16":  # rounded as the frameworks do, without importing ml_dtypes
+                back = float(seen_values(np.array([expected], dtype=np.float64), name)[0])
+            else:
+                back = np.array([expected], dtype=np.int64).astype(name).astype(np.float64)[0]
         if back == returned and back != expected:
             return f"; {expected} squeezed through {name} comes back as {returned}"
     return ""

@@ -51,6 +51,18 @@ def load(framework, reference=None):
     return resolve(reference or BUILTIN[framework]).adapter()
 
 
+def optional_ml_dtypes():
+    """Return the ml_dtypes module (numpy's bfloat16), or None where it is not installed.
+
+    Imported by adapters in the worker only: importing it takes about a second, which the
+    driver, reading a backend's data, must not pay."""
+    try:
+        import ml_dtypes
+    except ImportError:  # bfloat16 is then unsupported, not an error
+        return None
+    return ml_dtypes
+
+
 def cpu_name():
     """Return the processor's model name, for the environment inventory."""
     try:

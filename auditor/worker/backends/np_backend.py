@@ -5,13 +5,19 @@ import numpy as np
 
 from .. import layouts
 from ..casting import INT_DTYPES
-from . import as_indices, bind, cpu_name, harness, no_settings, op_function, view
+from . import (
+    as_indices,
+    bind,
+    cpu_name,
+    harness,
+    no_settings,
+    op_function,
+    optional_ml_dtypes,
+    view,
+)
 from .base import Backend, Documented, Op
 
-try:
-    import ml_dtypes
-except ImportError:  # bfloat16 is then unsupported, not an error
-    ml_dtypes = None
+ml_dtypes = None  # the module once an adapter exists (see optional_ml_dtypes)
 
 _SETTINGS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -90,6 +96,10 @@ BACKEND = NumpyBackend()
 
 class Adapter:
     name = "numpy"
+
+    def __init__(self):
+        global ml_dtypes
+        ml_dtypes = optional_ml_dtypes()
 
     def describe(self):
         dtypes = ["float32", "float16", "float64", *INT_DTYPES]

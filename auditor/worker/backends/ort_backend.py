@@ -17,14 +17,11 @@ import numpy as np
 
 from .. import layouts
 from ..casting import INT_DTYPES
-from . import as_indices, bind, cpu_name, harness, op_function
+from . import as_indices, bind, cpu_name, harness, op_function, optional_ml_dtypes
 from .base import Backend, Modifier, Op
 
 ort = onnx = helper = None  # the modules, once `_load` imported them
-try:
-    import ml_dtypes
-except ImportError:  # bfloat16 is then unsupported, not an error
-    ml_dtypes = None
+ml_dtypes = None  # the module once an adapter exists (see optional_ml_dtypes)
 
 #: Execution providers and the device ids they become (the others, Azure's, compute nothing).
 PROVIDERS = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda",
@@ -41,13 +38,14 @@ _OLDEST_OPSET = 12
 
 
 def _load():
-    """Import onnx and onnxruntime into this module's globals (once)."""
-    global ort, onnx, helper
+    """Import onnx, onnxruntime and ml_dtypes into this module's globals (once)."""
+    global ort, onnx, helper, ml_dtypes
     if ort is None:
         import onnx as onnx_module
         import onnxruntime as ort_module
         from onnx import helper as helper_module
         ort, onnx, helper = ort_module, onnx_module, helper_module
+        ml_dtypes = optional_ml_dtypes()
 
 
 def _tensor_type(dtype):
