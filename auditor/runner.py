@@ -213,6 +213,7 @@ class Runner:
         self.variants = {}  # framework -> the Variants it runs
         self._cases_for = {}  # target id -> the ids of the cases it runs
         self._shared = {}  # Group -> a folder its processes share for the run (see `spawn`)
+        self.startup_s = {}  # Group -> seconds its first worker took to start and describe itself
         self._scratch = None
 
     def shared_folder(self, group):
@@ -387,6 +388,7 @@ class Runner:
         return [op for op in names if "all" in self.plan.ops or op in self.plan.ops]
 
     def _describe(self, group):
+        started = time.perf_counter()
         worker = self.spawn(group)
         timeout = self.plan.startup_timeout
         try:
@@ -395,6 +397,7 @@ class Runner:
         except (WorkerGone, RuntimeError) as exc:
             worker.kill()
             return None, None, f"could not start: {exc}"
+        self.startup_s[group] = time.perf_counter() - started
         info = {k: v for k, v in info.items() if k not in ("ok", "op")}
         problem = registry.check_probe(info)
         if problem:
@@ -505,11 +508,13 @@ class Runner:
             self.record.seconds = time.perf_counter() - started
 
     def _longest_first(self, used):
-        """Return the groups of `used` with those whose workers compile every signature first:
-        their processes take longest, so the others fill the slots they leave (and the two
-        processes of one, running at once, share their compilations)."""
+        """Return the groups of `used`, the longest-running first, so that short ones fill the
+        slots at the end: those whose workers compile every signature (and the two processes of
+        one, running at once, share their compilations), then by how long a worker took to
+        start (a framework slow to import is seldom quick to run)."""
         groups = [g for g in self.described if g in used]
-        return sorted(groups, key=lambda g: not self.described[g].get("compiles_per_signature"))
+        return sorted(groups, key=lambda g: (not self.described[g].get("compiles_per_signature"),
+                                             -self.startup_s.get(g, 0.0)))
 
     def _wait(self, running):
         while running:

@@ -85,7 +85,7 @@ def test_absent_framework_of_an_impl_is_a_user_error(monkeypatch):
         check_available(_plan(frameworks=["numpy"], impls=[Impl("torch", "k", "f")]))
 
 
-def test_groups_that_compile_every_signature_start_first():
+def test_groups_that_compile_every_signature_then_the_slowest_to_start_go_first():
     from auditor.runner import Group
     runner = Runner(_plan(), Observations(cases={}))
     numpy, torch, jax = Group("numpy"), Group("torch"), Group("jax")
@@ -93,6 +93,8 @@ def test_groups_that_compile_every_signature_start_first():
                         jax: {"compiles_per_signature": True}}
     assert runner._longest_first({numpy, torch, jax}) == [jax, numpy, torch]
     assert runner._longest_first({numpy, torch}) == [numpy, torch]
+    runner.startup_s = {numpy: 0.2, torch: 2.5, jax: 0.1}  # then the slowest to start first
+    assert runner._longest_first({numpy, torch, jax}) == [jax, torch, numpy]
 
 
 def test_record_outcomes_merges_processes_and_sums_timings():

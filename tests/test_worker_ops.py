@@ -94,3 +94,20 @@ def test_torch_settings_are_set_for_a_target_and_restored_after():
     assert settings["num_threads"] == 1 and settings["deterministic_algorithms"] is True
     assert torch.get_num_threads() == threads and not torch.are_deterministic_algorithms_enabled()
     assert bool((torch.tensor([1e-40]) * 1 != 0).all())  # flushing is off again
+
+
+def test_a_target_without_deterministic_mode_leaves_it_untouched(monkeypatch):
+    """Setting the mode imports torch._inductor (seconds in torch 2.13): an eager target never
+    calls it, and a deterministic one sets it and puts it back."""
+    torch = pytest.importorskip("torch")
+    backend = load("torch")
+    calls = []
+    real = torch.use_deterministic_algorithms
+    monkeypatch.setattr(torch, "use_deterministic_algorithms",
+                        lambda mode, **kw: (calls.append(mode), real(mode, **kw)))
+    with backend.configure({}):
+        pass
+    assert calls == []
+    with backend.configure({"deterministic": True}):
+        assert torch.are_deterministic_algorithms_enabled()
+    assert calls == [True, False] and not torch.are_deterministic_algorithms_enabled()

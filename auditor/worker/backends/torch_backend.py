@@ -287,7 +287,9 @@ class Adapter:
             if flushed:
                 torch.set_flush_denormal(False)
                 self.flushing = False
-            torch.use_deterministic_algorithms(deterministic)
+            if torch.are_deterministic_algorithms_enabled() != deterministic:
+                # Only when changed: the call imports torch._inductor (seconds) in torch 2.13.
+                torch.use_deterministic_algorithms(deterministic)
             torch.set_num_threads(threads)
             if variant.get("mode") in MODES:
                 importlib.import_module("torch._dynamo").reset()  # free this target's compiled code
