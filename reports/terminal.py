@@ -130,6 +130,10 @@ def _compile_lines(timing):
                 f"took {timing['call_s']:.1f} s ({timing['calls']} calls)"]
 
 
+def _plural(count, word):
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def render(document, limit=10, color=False):
     """Return the summary text for results `document`, its strings neutralised by `plain`."""
     document = _neutral(document)
@@ -188,7 +192,8 @@ def render(document, limit=10, color=False):
     verdict = summary["verdict"].upper()
     lines.append("")
     lines.append(style(verdict, fg="red" if verdict == "FAIL" else "green", bold=True)
-                 + f": {counts['error']} errors, {counts['warning']} warnings, {counts['info']} info"
+                 + f": {_plural(counts['error'], 'error')}, {_plural(counts['warning'], 'warning')}, "
+                 f"{counts['info']} info"
                  + (f", {summary['allowed']} allowed by policy" if summary["allowed"] else "")
                  + f" (failing at --fail-on {summary['fail_on']})")
     return "\n".join(lines)

@@ -29,7 +29,7 @@ def test_header_rows_findings_and_verdict():
     assert any(line.startswith("numpy/cpu/float32") for line in lines)
     assert "error   tie_break: tie_break on torch/cpu/float16 in ties-short" in text
     assert "not audited: jax: not installed" in text and "skipped: jax/cpu/float64" in text
-    assert lines[-1] == "FAIL: 1 errors, 0 warnings, 0 info (failing at --fail-on error)"
+    assert lines[-1] == "FAIL: 1 error, 0 warnings, 0 info (failing at --fail-on error)"
 
 
 def test_one_problem_on_many_cases_is_one_entry_naming_the_cases():
@@ -54,4 +54,4 @@ def test_worst_first_and_allowed_findings_left_out():
 
 def test_pass_when_only_warnings():
     text = terminal.render(_document([_finding("precision_drift", "torch/cpu/float16", "near-tie")]))
-    assert text.splitlines()[-1].startswith("PASS: 0 errors, 1 warnings")
+    assert text.splitlines()[-1].startswith("PASS: 0 errors, 1 warning,")
