@@ -11,6 +11,7 @@ import click
 
 from . import registry, variants
 from .registry import check_probe
+from .reports.terminal import plain
 from .workers import WorkerGone, WorkerProcess
 
 
@@ -67,8 +68,28 @@ def listing(timeout=180.0):
     return found
 
 
+#: The longest text of a backend (a probe's reason, a note) the listing shows.
+SHOWN = 500
+
+
 def render(found):
-    """Yield the lines of the listing `found`."""
+    """Yield the lines of the listing `found`, every string from a backend or its probe with its
+    control characters shown as escapes and cut at SHOWN characters (a third party's backend
+    may say anything)."""
+    yield from _render(_shown(found))
+
+
+def _shown(value):
+    if isinstance(value, str):
+        return plain(value if len(value) <= SHOWN else value[:SHOWN] + "...")
+    if isinstance(value, dict):
+        return {_shown(k): _shown(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_shown(v) for v in value]
+    return value
+
+
+def _render(found):
     for name, item in found.items():
         if item["status"] != "ok":
             yield f"{name}: {item['status']}: {item['why']}"

@@ -18,7 +18,7 @@ import os
 
 from . import files, ops, schema
 from .errors import BundleError, UserError
-from .model import DTYPES, FRAMEWORKS
+from .model import DTYPES
 from .schema import (
     BOOL,
     NAMES,
@@ -48,21 +48,48 @@ RESULT_KEYS = ("target", "shape", "dim", "median_s", "iqr_s", "min_s", "samples"
 SIZE = integer(1, 2**62)
 DIM = integer(-64, 63, null=True)
 RATE = optional(number())
-RESULT = fields(RESULT_KEYS, target=STR, shape=array(SIZE), dim=DIM, median_s=number(),
-                iqr_s=number(), min_s=number(), samples=integer(1), loops=integer(1),
+
+
+def _seconds(low):
+    """A time per call from `low` to a day: the charts take logarithms of it and comparisons
+    divide by it, which a smaller or larger number would turn into an infinity."""
+    def check(value, where):
+        number(low)(value, where)
+        if value > 86400.0:
+            raise Invalid(where, f"is {value}, more than a day")
+    return check
+
+
+TIME, SPREAD = _seconds(1e-12), _seconds(0.0)
+RESULT = fields(RESULT_KEYS, target=STR, shape=array(SIZE), dim=DIM, median_s=TIME,
+                iqr_s=SPREAD, min_s=SPREAD, samples=integer(1), loops=integer(1),
                 bytes=integer(1), gbps=RATE, peak_gbps=RATE, peak_fraction=RATE)
-TARGET = fields(("framework", "device", "dtype"), framework=one_of(FRAMEWORKS), device=STR,
+TARGET = fields(("framework", "device", "dtype"), framework=schema.BACKEND_NAME, device=STR,
                 dtype=one_of(DTYPES), variant=STR, op=one_of(tuple(ops.OPS)), impl=OPT_STR,
                 env=STR, settings=of(dict))
 ERROR = fields(("type",), type=STR, message=STR, where=STR, process=integer(null=True))
 FAILURE = fields(("target", "shape", "dim", "errors"), target=STR, shape=array(SIZE), dim=DIM,
                  errors=array(ERROR))
+WHERE = fields(("target", "shape", "dim"), target=STR, shape=array(SIZE), dim=DIM)
+#: A comparison with a baseline, as benchcompare.compare returns it: every field the renderers
+#: and the exit code read.
+PAIR = fields(("target", "old_target", "shape", "dim", "old_median_s", "old_iqr_s", "new_median_s",
+               "new_iqr_s", "ratio", "verdict"),
+              target=STR, old_target=STR, shape=array(SIZE), dim=DIM, old_median_s=TIME,
+              old_iqr_s=SPREAD, new_median_s=optional(TIME), new_iqr_s=optional(SPREAD),
+              ratio=optional(number()),
+              verdict=one_of(("failed", "slower", "noisy", "faster", "same")), error=STR)
+COMPARISON = fields(("threshold", "verdict", "counts", "pairs"), threshold=number(),
+                    verdict=one_of(("pass", "fail")), counts=mapping(integer(0)),
+                    pairs=array(PAIR), only_old=array(WHERE), only_new=array(WHERE),
+                    notes=NAMES)
 RUN = fields(command=NAMES, created=STR, complete=BOOL, seconds=SECONDS, samples=integer(1),
              processes=integer(1), targets=mapping(TARGET), failures=array(FAILURE),
              skipped=NAMES, shapes=array(array(SIZE)), dims=array(DIM),
-             first_call_s=array(fields(("target", "seconds"), target=STR,
-                                       seconds=array(number()))))
-PEAK = fields(gbps=RATE, by=mapping(fields(("gbps",), gbps=number(), bytes=integer(),
+             first_call_s=array(fields(("target", "seconds", "shape", "dim"), target=STR,
+                                       seconds=array(number()), shape=array(SIZE), dim=DIM)),
+             comparison=COMPARISON)
+PEAK = fields(gbps=RATE, by=mapping(fields(("gbps", "kernel"), gbps=number(), bytes=integer(),
                                             kernel=STR)))
 LOAD = optional(array(number(), length=3))
 ENVIRONMENT = fields(**schema.INVENTORY, cpu=OPT_STR, memory_bytes=integer(null=True),

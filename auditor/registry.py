@@ -71,7 +71,10 @@ def _load(name, reference, source):
     except Exception as exc:  # noqa: BLE001 - a third party's module may raise anything
         entry.error = f"importing {reference} raised {type(exc).__name__}: {str(exc)[:300]}"
         return entry
-    problem = problems(backend, name)
+    try:
+        problem = problems(backend, name)
+    except Exception as exc:  # noqa: BLE001 - its attributes may raise anything
+        problem = f"reading it raised {type(exc).__name__}: {str(exc)[:300]}"
     if problem:
         entry.error = f"{reference} is not a usable backend: {problem}"
     else:

@@ -428,7 +428,7 @@ class Runner:
                     continue
                 for dtype in self.plan.dtypes:
                     if dtype not in device["dtypes"]:
-                        why = device["unsupported"].get(dtype, "not supported")
+                        why = (device.get("unsupported") or {}).get(dtype, "not supported")
                         where = "" if group.home == "local" else f"@{group.home}"
                         self.note(f"{group.framework}/{device['id']}/{dtype}{where}: {why}")
                         continue
