@@ -151,6 +151,8 @@ def is_bench(path):
     if os.path.isdir(path):
         return (os.path.isfile(os.path.join(path, DOCUMENT_NAME))
                 and not os.path.lexists(os.path.join(path, "results.json")))
+    if os.path.basename(path) == "results.json":  # a results bundle's document
+        return False
     try:
         with files.open_regular(path, "file") as handle:
             start = handle.read(64).lstrip()

@@ -16,7 +16,8 @@ def replayed_cases(paths):
     for path in paths:
         if not os.path.lexists(path):
             raise UserError(f"--cases-from {path}: no such bundle folder or baseline file")
-        observations = baseline.load(os.path.dirname(path) if _results_file(path) else path)[0]
+        folder = os.path.dirname(os.path.abspath(path)) if _results_file(path) else path
+        observations = baseline.load(folder)[0]
         for case in observations.cases.values():
             known = found.get(case.id)
             if known is not None and not same_case(case, known):

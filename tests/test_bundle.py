@@ -408,3 +408,13 @@ def test_bundle_of_a_real_run(audit, helpers):
                                                          "empty", "empty-dim", "empty-batch"}
     with np.load(os.path.join(result.bundle, bundle.ARRAYS), allow_pickle=False) as npz:
         assert all(npz[key].dtype != object for key in npz.files)
+
+
+def test_cases_replay_from_a_results_json_named_relative_to_here(written, monkeypatch):
+    from auditor.replay import replayed_cases
+
+    path, observations, _ = written
+    monkeypatch.chdir(path)
+    replayed = replayed_cases(["results.json"])
+    assert {c.id for c in replayed} == set(observations.cases)
+    assert all("replayed" in c.tags for c in replayed)
