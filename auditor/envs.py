@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 
+from . import files
 from .errors import UserError
 
 #: The record of an environment, inside its folder.
@@ -354,10 +355,8 @@ def _relocate(building, target):
 
 
 def _write_record(folder, record):
-    path = os.path.join(folder, ENV_FILE)
-    with open(path + ".tmp", "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=1)
-    os.replace(path + ".tmp", path)
+    text = json.dumps(record, indent=1).encode()
+    files.write_atomic(os.path.join(folder, ENV_FILE), lambda handle: handle.write(text))
 
 
 def _move_into_place(building, target, replace):
@@ -494,9 +493,9 @@ def _reason(stderr):
 def worker_sources():
     """Return {path relative to auditor/worker: bytes} of the worker package's Python files."""
     sources = {}
-    for folder, dirs, files in os.walk(_WORKER_SOURCE):
+    for folder, dirs, names in os.walk(_WORKER_SOURCE):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for file in sorted(files):
+        for file in sorted(names):
             if file.endswith(".py"):
                 path = os.path.join(folder, file)
                 relative = os.path.relpath(path, _WORKER_SOURCE).replace(os.sep, "/")
@@ -547,8 +546,7 @@ def _write_sources(package, sources):
     for relative, data in sources.items():
         path = os.path.join(package, *relative.split("/"))
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as handle:
-            handle.write(data)
+        files.write_atomic(path, lambda handle, data=data: handle.write(data))
 
 
 def worker_command(python):
