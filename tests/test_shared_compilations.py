@@ -15,6 +15,7 @@ import jax, jax.numpy as jnp, numpy as np
 from jax import monitoring
 from auditor.worker.backends import jax_backend
 
+jax_backend._load()  # the adapter imports jax into the module first
 hits = []
 monitoring.register_event_listener(lambda event, **kw: hits.append(event))
 devices = {"cpu": None}
