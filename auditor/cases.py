@@ -422,10 +422,11 @@ def int_cases(rng):
 
 
 def copy_case(case, **changes):
-    """Return a new Case like `case` with `changes` (a fresh cache)."""
+    """Return a new Case like `case` with `changes` (a fresh cache; no origin if the values
+    change)."""
     fields = dict(id=case.id, values=case.values, dim=case.dim, keepdim=case.keepdim,
                   layout=case.layout, tags=case.tags, note=case.note, sense=case.sense,
-                  dtypes=case.dtypes)
+                  dtypes=case.dtypes, origin=None if "values" in changes else case.origin)
     return Case(**{**fields, **changes})
 
 

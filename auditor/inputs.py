@@ -7,13 +7,14 @@ import os
 import re
 import sys
 import warnings
+import weakref
 import zipfile
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import files
+from . import files, mapped
 from .errors import UserError
 from .files import amount, npy_header, one_line, printable
 from .model import Case
@@ -52,8 +53,10 @@ def load_inputs(paths, dim=-1, limit_bytes=None):
     """Return one `Case` per array in the files `paths`, argmax taken along `dim`.
 
     `dim` is checked against every array (None reduces each array whole; 0-d arrays always are).
-    `limit_bytes` caps the memory the arrays may take, decoded and as float32 copies; by default
-    half the memory available. Raise UserError, one line naming the file, for anything unreadable.
+    `limit_bytes` caps the memory the arrays may take in this process: a small array (under
+    `mapped.MAP_BYTES`) decoded and as its float32 copy, a large one (memory-mapped, see
+    `read_mapped`) by its answers, 8 bytes per output position; by default half the memory
+    available. Raise UserError, one line naming the file, for anything unreadable.
     """
     budget = Budget(default_limit() if limit_bytes is None else limit_bytes, limit_bytes is None)
     given = {}
@@ -63,8 +66,8 @@ def load_inputs(paths, dim=-1, limit_bytes=None):
     cases = []
     for path, as_given in given.items():
         source = Source(as_given, names[path])
-        for key, values, dtype_name in read_file(source, budget):
-            cases.append(make_case(source, key, values, dtype_name, dim))
+        for key, values, dtype_name, origin in read_file(source, budget):
+            cases.append(make_case(source, key, values, dtype_name, dim, origin, budget))
     return unique_ids(cases)
 
 
@@ -130,6 +133,18 @@ class Budget:
         if nbytes > self.limit:
             raise source.error(f"{what} {amount(nbytes)}, more than {self.describe()}")
 
+    def reserve_answers(self, source, key, shape, dim):
+        """Reserve the answers (int64 per output position) to a mapped array of `shape` reduced
+        along `dim`, refusing them past the limit: its values stay in the file, not in memory."""
+        problem = files.shape_problem(shape, self.limit, self.describe())
+        if problem:
+            raise source.error(problem, key)
+        need = 8 * (math.prod(shape) // shape[dim] if dim is not None and shape[dim] else 1)
+        if self.reserved + need > self.limit:
+            raise source.error(f"its answers take {amount(need)} (8 bytes per output position), "
+                               f"more than {self.describe()}", key)
+        self.reserved += need
+
     def reserve_float32(self, source, key, shape):
         """Reserve the float32 copy of an array of `shape`, refusing it past the limit, and
         refusing a shape whose answers or reductions would not fit (even where it is empty)."""
@@ -177,7 +192,9 @@ def unique_ids(cases):
 
 
 def read_file(source, budget):
-    """Yield (key or None, numpy array, dtype name) for every array in `source`."""
+    """Yield (key or None, numpy array, dtype name, origin) for every array in `source`: origin
+    None where the array was read into memory, else where its mapped values come from (see
+    `Case.origin`)."""
     extension = os.path.splitext(source.path)[1].lower()
     reader = READERS.get(extension)
     if reader is None:
@@ -188,21 +205,38 @@ def read_file(source, budget):
     found = False
     for item in reader(source, budget, size):
         found = True
-        yield item
+        yield item if len(item) == 4 else (*item, None)
     if not found:
         raise source.error("holds no arrays")
 
 
-def make_case(source, key, values, dtype_name, dim):
-    """Return the case of array `values` (key `key` of `source`), converted to float32."""
+def make_case(source, key, values, dtype_name, dim, origin=None, budget=None):
+    """Return the case of array `values` (key `key` of `source`), converted to float32: in
+    memory, or for a mapped array (`origin` given) in a temporary file unless it is float32."""
     check_numeric(source, key, values.dtype)
     shape = tuple(values.shape)
     case_dim = resolve_dim(source, key, shape, dim)
-    floats, conversion = to_float32(values, dtype_name)
+    if origin is None:
+        floats, conversion = to_float32(values, dtype_name)
+    else:
+        if budget is not None:
+            budget.reserve_answers(source, key, shape, case_dim)
+        floats, conversion = mapped_float32(source, key, values, dtype_name)
     where = source.path if key is None else f"{source.path}, array {key!r}"
     note = f"from {printable(where)}: {dtype_name}, shape {shape}{conversion}"
     case_id = f"user:{source.name}" if key is None else f"user:{source.name}:{key}"
-    return Case(printable(case_id), floats, dim=case_dim, tags=("user",), note=note)
+    return Case(printable(case_id), floats, dim=case_dim, tags=("user",), note=note,
+                origin=origin)
+
+
+def mapped_float32(source, key, values, dtype_name):
+    """Return (mapped `values` as float32, a note on how exact that was): the mapping itself
+    where it holds C-ordered native float32, else a temporary file converted block by block."""
+    if values.dtype == np.float32 and values.dtype.isnative and mapped.file_ref(values):
+        floats = values
+    else:
+        floats = mapped.to_float32_file(values, f"converting {source.where(key)} to float32")
+    return floats, conversion_note(values, floats, dtype_name)
 
 
 def check_numeric(source, key, dtype):
@@ -228,15 +262,20 @@ def to_float32(values, dtype_name):
         floats = values.astype(np.float32, order="C", copy=False)
     if not floats.flags.writeable:  # a view of the file's bytes
         floats = floats.copy()
+    return floats, conversion_note(values, floats, dtype_name)
+
+
+def conversion_note(values, floats, dtype_name):
+    """Return the note on how exactly `floats` (float32) hold `values` (of `dtype_name`)."""
     if dtype_name == "float32":
-        return floats, ""
+        return ""
     if values.dtype.kind == "f" and values.dtype.itemsize <= 4 or dtype_name in EXACT_INTS:
-        return floats, "; converted to float32 exactly"
+        return "; converted to float32 exactly"
     rounded, overflowed = count_rounded(values, floats)
     if not rounded:
-        return floats, "; converted to float32 exactly"
+        return "; converted to float32 exactly"
     extra = f" ({overflowed} overflowed to inf)" if overflowed else ""
-    return floats, f"; converted to float32, {rounded} of {values.size} values rounded{extra}"
+    return f"; converted to float32, {rounded} of {values.size} values rounded{extra}"
 
 
 def count_rounded(values, floats):
@@ -271,6 +310,10 @@ def read_npy(source, budget, size):
         if size - offset < nbytes:
             raise source.error(f"is truncated: its header says {nbytes} bytes of data, "
                                f"the file holds {size - offset}")
+        if nbytes >= mapped.MAP_BYTES:
+            yield None, map_npy(source, shape, dtype), dtype.name, origin(source, "npy", size,
+                                                                         None, offset, dtype)
+            return
         budget.check_decoded(source, nbytes)
         budget.reserve_float32(source, None, shape)
         handle.seek(0)
@@ -278,17 +321,63 @@ def read_npy(source, budget, size):
             yield None, np.lib.format.read_array(handle, allow_pickle=False), dtype.name
 
 
+def map_npy(source, shape, dtype):
+    """Return the data of .npy file `source` (header `shape` and `dtype`, checked) mapped."""
+    with translated(source, ".npy"):
+        values = np.load(source.path, mmap_mode="r", allow_pickle=False)
+    if values.shape != tuple(shape) or values.dtype != dtype:
+        raise source.error("changed while being read")
+    return values
+
+
+def origin(source, kind, size, key, offset, dtype):
+    """Return the `Case.origin` of an array of `source` (`key` in it) mapped from `offset`."""
+    return {"path": os.path.abspath(source.path), "size": size, "format": kind, "key": key,
+            "offset": offset, "dtype": str(dtype)}
+
+
 def read_npz(source, budget, size):
     """Yield every array of an .npz file, all headers checked before any data is read."""
     with translated(source, ".npz (zip)"), zipfile.ZipFile(source.path) as archive:
         members = [npz_member(source, archive, info)
                    for info in archive.infolist() if not info.is_dir()]
-        budget.check_decoded(source, sum(array_bytes(s, d) for _, _, s, d in members))
-        for _, key, shape, _ in members:
+        small = [m for m in members if array_bytes(m[2], m[3]) < mapped.MAP_BYTES]
+        budget.check_decoded(source, sum(array_bytes(s, d) for _, _, s, d in small))
+        for _, key, shape, _ in small:
             budget.reserve_float32(source, key, shape)
-        for info, key, _, dtype in members:
+        for info, key, shape, dtype in members:
             with archive.open(info) as stream:
-                yield key, np.lib.format.read_array(stream, allow_pickle=False), dtype.name
+                if array_bytes(shape, dtype) < mapped.MAP_BYTES:
+                    yield key, np.lib.format.read_array(stream, allow_pickle=False), dtype.name
+                    continue
+                values = extract_npy(source, key, stream, shape, dtype)
+                yield key, values, dtype.name, origin(source, "npz", size, key, None, dtype)
+
+
+def extract_npy(source, key, stream, shape, dtype):
+    """Return the data of the .npy member at `stream` (header `shape`, `dtype`, checked), copied
+    once into a temporary file and mapped from there (a zip member cannot be mapped)."""
+    fortran = np.lib.format.read_array_header_1_0 if np.lib.format.read_magic(stream) == (1, 0) \
+        else np.lib.format.read_array_header_2_0
+    fortran = fortran(stream)[1]
+    nbytes = array_bytes(shape, dtype)
+    mapped.check_space(nbytes, f"extracting {source.where(key)}")
+    path, handle = mapped.new_file(".raw")
+    try:
+        with handle:
+            left = nbytes
+            while left:
+                data = stream.read(min(left, mapped.BLOCK_BYTES))
+                if not data:
+                    raise source.error("is truncated: it changed while being read", key)
+                handle.write(data)
+                left -= len(data)
+    except BaseException:
+        mapped.unlink(path)
+        raise
+    values = np.memmap(path, dtype=dtype, mode="r", shape=tuple(shape), order="F" if fortran else "C")
+    weakref.finalize(values, mapped.unlink, path)
+    return values
 
 
 def npz_member(source, archive, info):
@@ -339,15 +428,38 @@ def read_safetensors(source, budget, size):
         for tensor in tensors:
             if tensor.dtype == "BOOL":
                 check_numeric(source, tensor.key, np.dtype(bool))
-        budget.check_decoded(source, sum(t.end - t.begin for t in tensors))
-        for tensor in tensors:
+        small = [t for t in tensors if t.end - t.begin < mapped.MAP_BYTES]
+        budget.check_decoded(source, sum(t.end - t.begin for t in small))
+        for tensor in small:
             budget.reserve_float32(source, tensor.key, tensor.shape)
         for tensor in tensors:
+            if tensor.end - tensor.begin >= mapped.MAP_BYTES:
+                yield map_safetensor(source, tensor, start, size)
+                continue
             handle.seek(start + tensor.begin)
             data = handle.read(tensor.end - tensor.begin)
             if len(data) != tensor.end - tensor.begin:
                 raise source.error("is truncated: it changed while being read", tensor.key)
             yield tensor.key, safetensors_values(tensor, data), SAFETENSORS_DTYPES[tensor.dtype][2]
+
+
+def map_safetensor(source, tensor, start, size):
+    """Return (key, values, dtype name, origin) of large `tensor`, mapped from the file at its
+    offset; a bfloat16 or float8 one widened exactly into a temporary float32 file."""
+    stored, _, name = SAFETENSORS_DTYPES[tensor.dtype]
+    if stored.startswith("float8"):
+        stored = getattr(importlib.import_module("ml_dtypes"), stored)
+    with translated(source, ".safetensors"):
+        values = np.memmap(source.path, dtype=stored, mode="r", offset=start + tensor.begin,
+                           shape=tensor.shape)
+    what = f"converting {source.where(tensor.key)} to float32"
+    if tensor.dtype == "BF16":
+        values = mapped.to_float32_file(
+            values, what, lambda block: (block.astype(np.uint32) << 16).view(np.float32))
+    elif tensor.dtype.startswith("F8"):
+        values = mapped.to_float32_file(values, what)
+    return tensor.key, values, name, origin(source, "safetensors", size, tensor.key,
+                                            start + tensor.begin, name)
 
 
 def safetensors_header(source, handle, size):
@@ -446,33 +558,63 @@ def safetensors_values(tensor, data):
 
 def read_torch(source, budget, size):
     """Yield every tensor of a .pt/.pth file, loaded with `weights_only=True` (no code runs)."""
-    budget.check_decoded(source, size, what="the file takes")
-    budget.check_decoded(source, torch_inflated(source), what="its zip members inflate to")
+    inflated, pickled = torch_inflated(source)
+    mmap = size >= mapped.MAP_BYTES and pickled is not None  # a zip: its storages can be mapped
+    if not mmap:
+        budget.check_decoded(source, size, what="the file takes")
+        budget.check_decoded(source, inflated, what="its zip members inflate to")
+    else:  # the storages stay in the file; what is unpickled is read into memory
+        budget.check_decoded(source, pickled, what="its zip members other than data inflate to")
     torch = import_torch(source)
     try:
         with warnings.catch_warnings():  # deprecation notes about the file's storage format
             warnings.simplefilter("ignore")
-            loaded = torch.load(source.path, map_location="cpu", weights_only=True)
+            loaded = torch.load(source.path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad or unsafe file
         raise source.error(torch_refusal(exc)) from None
     for key, tensor in tensors_in(source, loaded, (torch.Tensor, np.ndarray)):
+        if mmap and tensor.nbytes >= mapped.MAP_BYTES:
+            yield map_tensor(source, key, tensor, size)
+            continue
         budget.reserve_float32(source, key, tuple(tensor.shape))
         yield (key, *tensor_values(source, key, tensor))
 
 
+def map_tensor(source, key, tensor, size):
+    """Return (key, values, dtype name, origin) of large `tensor`, mapped by torch.load from the
+    file; float16, bfloat16 and float8 widened exactly into a temporary float32 file (others are
+    converted by `make_case`: torch does not say where in the zip a storage lies)."""
+    if isinstance(tensor, np.ndarray):
+        values, name = tensor, tensor.dtype.name
+    else:
+        torch = sys.modules["torch"]
+        name = str(tensor.dtype).removeprefix("torch.")
+        tensor = tensor.detach()
+        if tensor.is_floating_point() and tensor.element_size() < 4:
+            values = mapped.to_float32_file(
+                tensor, f"converting {source.where(key)} to float32",
+                lambda block: block.to(torch.float32).numpy(), tensor.element_size())
+        else:
+            values = tensor_values(source, key, tensor)[0]
+    return key, values, name, origin(source, "pt", size, key, None, name)
+
+
 def torch_inflated(source):
     """Return the bytes the members of a zip-format .pt file declare, inflated (torch.load
-    allocates that much before checking anything); 0 for the legacy format, which is no zip."""
+    allocates that much before checking anything), and those of its members other than the
+    storages (`archive/data/...`); (0, None) for the legacy format, which is no zip."""
     with open(source.path, "rb") as handle, translated(source, ".pt (zip)"):
         if not zipfile.is_zipfile(handle):
-            return 0
+            return 0, None
         handle.seek(0)
         end = zipfile._EndRecData(handle)
         if end and end[zipfile._ECD_ENTRIES_TOTAL] > files.MAX_MEMBERS:
             raise source.error(f"lists {end[zipfile._ECD_ENTRIES_TOTAL]:,} zip members, more "
                                f"than the {files.MAX_MEMBERS:,} an archive may hold")
         with zipfile.ZipFile(handle) as archive:
-            return sum(info.file_size for info in archive.infolist())
+            infos = archive.infolist()
+            return (sum(info.file_size for info in infos),
+                    sum(info.file_size for info in infos if "/data/" not in info.filename))
 
 
 def import_torch(source):

@@ -62,6 +62,12 @@ class Case:
     note: str = ""
     sense: str = ""
     dtypes: tuple = ()
+    #: Where a user input's values came from, for a large input read memory-mapped: {"path":
+    #: absolute path, "size": the file's bytes, "format": "npy", "npz", "pt" or "safetensors",
+    #: "key": member or tensor name (None for .npy), "offset": byte offset of the array's data
+    #: in the file where it is mapped from there (None where it was extracted or converted),
+    #: "dtype": the stored dtype}. None for built-in cases and small inputs.
+    origin: dict | None = field(default=None, compare=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):

@@ -6,7 +6,11 @@ import subprocess
 import sys
 import tempfile
 import threading
+import weakref
 
+import numpy as np
+
+from . import mapped
 from .worker.protocol import (
     PROTOCOL_VERSION,
     PayloadWriter,
@@ -16,6 +20,11 @@ from .worker.protocol import (
 )
 
 _EOF = object()
+#: In-memory case values of at least this many bytes reach workers through a mapped file.
+PIPE_BYTES = 128 << 20
+#: The most bytes one message's payload may take (its length is a 32-bit field).
+MAX_PAYLOAD = 2**32 - 1
+_WRITTEN = {}  # id(values) -> (weak reference to them, the mapped temporary file holding them)
 
 
 class WorkerGone(Exception):
@@ -131,11 +140,38 @@ class WorkerProcess:
 
 
 def cases_message(cases):
-    """Return the (header, payload) of the message that hands `cases` to a worker."""
+    """Return the (header, payload) of the message that hands `cases` to a worker.
+
+    Values already in a mapped file (large user inputs) travel as the file's name and offset,
+    which the worker maps; in-memory values past PIPE_BYTES are written once to a temporary file
+    (kept while the values live) and travel the same way; the rest go in the payload."""
     writer = PayloadWriter()
     header = [{"id": c.id, "dim": c.dim, "keepdim": c.keepdim, "layout": c.layout,
-               "array": writer.add(c.values)} for c in cases]
+               "array": array_ref(c.values, writer)} for c in cases]
     return {"op": "cases", "cases": header}, writer.payload()
+
+
+def array_ref(values, writer):
+    """Return the reference to `values` a cases message carries: a mapped file or `writer`'s."""
+    nbytes = np.asarray(values).nbytes
+    found = mapped.file_ref(values) if nbytes >= mapped.MAP_BYTES else None
+    if found is None and (nbytes >= PIPE_BYTES or writer.size + nbytes >= MAX_PAYLOAD):
+        found = mapped.file_ref(_written(values))
+    if found is None:
+        return writer.add(values)
+    path, offset, stamp = found
+    return {"file": path, "offset": offset, "dtype": values.dtype.str,
+            "shape": list(values.shape), "stamp": list(stamp)}
+
+
+def _written(values):
+    """Return a mapping of a temporary file holding `values`, written once while they live."""
+    kept = _WRITTEN.get(id(values))
+    if kept is None or kept[0]() is not values:
+        kept = (weakref.ref(values), mapped.write_raw(values))
+        _WRITTEN[id(values)] = kept
+        weakref.finalize(values, _WRITTEN.pop, id(values), None)
+    return kept[1]
 
 
 def _signal_name(number):

@@ -1,8 +1,10 @@
 """The framing both sides speak: a JSON header plus one raw byte payload, length-prefixed.
 
-No pickle anywhere: arrays travel as raw bytes described by dtype and shape in the header.
+No pickle anywhere: arrays travel as raw bytes described by dtype and shape in the header, or,
+when large, as the name of a file and an offset that the worker maps (`map_array`).
 """
 import json
+import os
 import struct
 
 import numpy as np
@@ -18,7 +20,9 @@ import numpy as np
 #     integer, bool and float64 arrays beside float32.
 #  4: hello carries the backend to load ("module:attribute", from the entry point group
 #     argmax_audit.backends); run's variant carries every modifier of the variant.
-PROTOCOL_VERSION = 4
+#  5: a case's array may be {"file", "offset", "dtype", "shape", "stamp": [size, mtime_ns]}: a
+#     file the worker maps copy-on-write instead of bytes in the payload (large inputs).
+PROTOCOL_VERSION = 5
 #: The environment variable naming a folder that a worker group's processes share for one run
 #: (the driver removes it when the run ends).
 SHARED_ENV = "ARGMAX_AUDIT_SHARED_CACHE"
@@ -84,7 +88,10 @@ class PayloadWriter:
 
 
 def read_array(payload, ref):
-    """Return the array that `ref` (from `PayloadWriter.add`) describes inside `payload`."""
+    """Return the array that `ref` (from `PayloadWriter.add`) describes inside `payload`, or
+    the mapped file it names (see `map_array`)."""
+    if "file" in ref:
+        return map_array(ref)
     dtype = np.dtype(ref["dtype"])
     if dtype.hasobject:
         raise ProtocolError("object arrays are not accepted")
@@ -94,3 +101,22 @@ def read_array(payload, ref):
         raise ProtocolError("array reference points outside the payload")
     flat = np.frombuffer(payload, dtype=dtype, count=count, offset=ref["offset"])
     return flat.reshape(ref["shape"])
+
+
+def map_array(ref):
+    """Return the array in file `ref["file"]` at `ref["offset"]` mapped copy-on-write: every
+    process reads the same physical pages; one that writes changes only its own copy of a page.
+
+    The file must still have the size and modification time `ref["stamp"]` the driver saw."""
+    dtype = np.dtype(ref["dtype"])
+    if dtype.hasobject:
+        raise ProtocolError("object arrays are not accepted")
+    shape = tuple(int(n) for n in ref["shape"])
+    info = os.stat(ref["file"])
+    if [info.st_size, info.st_mtime_ns] != list(ref["stamp"]):
+        raise ValueError(f"{ref['file']} changed since the driver read it (size or time)")
+    if ref["offset"] < 0 or ref["offset"] + int(np.prod(shape)) * dtype.itemsize > info.st_size:
+        raise ProtocolError("array reference points outside its file")
+    # A plain array over the mapping: what frameworks return from it is no np.memmap.
+    return np.asarray(np.memmap(ref["file"], dtype=dtype, mode="c", offset=ref["offset"],
+                                shape=shape))
