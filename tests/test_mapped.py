@@ -1,0 +1,290 @@
+"""Large inputs: read memory-mapped, handed to workers as mapped files, their temporary files
+removed after a run, an interrupt, a killed worker and (on the next run) a killed driver."""
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import SMALL, impl_spec
+
+from auditor import inputs, mapped, workers
+from auditor.errors import UserError
+from auditor.worker import main as worker_main
+from auditor.worker import protocol
+
+ROWS, COLS = 512, 1280  # 2.5 MiB of float32, 1.25 MiB of float16: past mapped.MAP_BYTES
+
+
+@pytest.fixture(autouse=True)
+def map_root(tmp_path, monkeypatch):
+    """Give every test a root of its own for the drivers' folders (this process's made anew)."""
+    root = tmp_path / "maps"
+    monkeypatch.setenv(mapped.ROOT_ENV, str(root))
+    monkeypatch.setattr(mapped, "_folder", None)
+    return root
+
+
+def logits(rows=ROWS, cols=COLS, seed=0):
+    values = np.random.default_rng(seed).standard_normal((rows, cols), dtype=np.float32)
+    values[3, [5, 9]] = 100.0  # a tie: the first must win
+    return values
+
+
+def safetensors_file(path, tensors):
+    """Write `tensors` ({name: (safetensors dtype, numpy array of its bytes)}) to `path`."""
+    header, data = {}, b""
+    for name, (dtype, array) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": list(array.shape),
+                        "data_offsets": [len(data), len(data) + array.nbytes]}
+        data += array.tobytes()
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data)
+
+
+def bfloat16_bits(values):
+    return (values.view(np.uint32) >> 16).astype(np.uint16)  # truncated: exact in bfloat16
+
+
+def write_inputs(folder):
+    """Write one large array in every format and dtype the mapped readers treat apart."""
+    values = logits()
+    np.save(folder / "f32.npy", values)
+    np.save(folder / "f16.npy", values.astype(np.float16))
+    np.save(folder / "f64.npy", values.astype(np.float64) + 1e-12)  # rounds in float32
+    np.save(folder / "i16.npy", (values * 100).astype(np.int16))
+    np.save(folder / "fortran.npy", np.asfortranarray(values))
+    np.save(folder / "big-endian.npy", values.astype(">f4"))
+    np.savez(folder / "stored.npz", big=values, small=values[:2])
+    np.savez_compressed(folder / "deflated.npz", big=values.astype(np.float64))
+    safetensors_file(folder / "t.safetensors", {
+        "f32": ("F32", values), "bf16": ("BF16", bfloat16_bits(values)),
+        "f16": ("F16", values.astype(np.float16))})
+    torch = pytest.importorskip("torch")
+    source = torch.from_numpy(values)
+    torch.save({"f32": source, "bf16": source.to(torch.bfloat16), "t": source.t()},
+               folder / "t.pt")
+    return sorted(str(p) for p in folder.iterdir())
+
+
+def test_mapped_and_in_memory_reads_give_the_same_cases(tmp_path, monkeypatch):
+    paths = write_inputs(tmp_path)
+    mapped_cases = inputs.load_inputs(paths)
+    monkeypatch.setattr(mapped, "MAP_BYTES", 2**62)  # everything read into memory, as before
+    memory_cases = inputs.load_inputs(paths)
+    assert [c.id for c in mapped_cases] == [c.id for c in memory_cases]
+    for large, small in zip(mapped_cases, memory_cases):
+        assert large.note == small.note and large.dim == small.dim
+        assert large.values.dtype == np.float32 and large.values.flags.c_contiguous
+        np.testing.assert_array_equal(large.values, small.values)
+        assert small.origin is None
+        if large.origin is not None:
+            assert mapped.file_ref(large.values), large.id  # workers can map it
+            assert large.origin["path"] == os.path.abspath(large.origin["path"])
+    small_ones = {c.id for c in mapped_cases if c.origin is None}
+    assert small_ones == {"user:stored.npz:small"}  # small arrays of a file keep the old way
+    assert "1e-12" not in "".join(c.note for c in mapped_cases)
+    rounded = next(c for c in mapped_cases if c.id == "user:f64.npy")
+    assert "values rounded" in rounded.note
+
+
+def test_float32_npy_and_safetensors_are_mapped_from_the_file_itself(tmp_path):
+    write_inputs(tmp_path)
+    cases = {c.id: c for c in inputs.load_inputs(
+        [tmp_path / "f32.npy", tmp_path / "t.safetensors"])}
+    npy = cases["user:f32.npy"]
+    path, offset, _ = mapped.file_ref(npy.values)
+    assert path == str(tmp_path / "f32.npy") and offset == npy.origin["offset"] == 128
+    assert npy.origin == {"path": path, "size": os.path.getsize(path), "format": "npy",
+                          "key": None, "offset": 128, "dtype": "float32"}
+    assert not npy.values.flags.writeable
+    tensor = cases["user:t.safetensors:f32"]
+    path, offset, _ = mapped.file_ref(tensor.values)
+    assert path == str(tmp_path / "t.safetensors") and offset == tensor.origin["offset"]
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        assert handle.read(16) == tensor.values.reshape(-1)[:4].tobytes()
+    converted = cases["user:t.safetensors:bf16"]  # widened once into a temporary file
+    assert mapped.file_ref(converted.values)[0].startswith(str(mapped.folder()))
+    assert converted.origin["dtype"] == "bfloat16" and converted.origin["offset"] > offset
+
+
+def test_temporary_files_go_when_their_arrays_do(tmp_path):
+    np.save(tmp_path / "f16.npy", logits().astype(np.float16))
+    case = inputs.load_inputs([tmp_path / "f16.npy"])[0]
+    path = mapped.file_ref(case.values)[0]
+    assert os.path.dirname(path) == mapped.folder() and os.path.isfile(path)
+    del case
+    assert not os.path.exists(path)
+
+
+def test_the_budget_counts_a_mapped_input_by_its_answers(tmp_path):
+    np.save(tmp_path / "f32.npy", logits())  # 2.5 MiB
+    assert len(inputs.load_inputs([tmp_path / "f32.npy"], limit_bytes=64 << 10)) == 1
+    with pytest.raises(UserError, match=r"its answers take 4.0 KiB \(8 bytes per output "
+                       r"position\), more than the 1.0 KiB"):
+        inputs.load_inputs([tmp_path / "f32.npy"], limit_bytes=1024)
+    np.save(tmp_path / "column.npy", logits().reshape(-1, 1))  # one answer per value
+    with pytest.raises(UserError, match="its answers take 5.0 MiB"):
+        inputs.load_inputs([tmp_path / "column.npy"], limit_bytes=1 << 20)
+
+
+def test_a_conversion_that_does_not_fit_on_disk_is_refused(tmp_path, monkeypatch):
+    np.save(tmp_path / "f16.npy", logits().astype(np.float16))
+    monkeypatch.setattr(mapped, "SPARE_BYTES", 2**62)
+    with pytest.raises(UserError, match="f16.npy to float32 needs 2.5 MiB of temporary space"):
+        inputs.load_inputs([tmp_path / "f16.npy"])
+
+
+def test_large_hostile_files_are_still_refused_before_mapping(tmp_path):
+    np.save(tmp_path / "f32.npy", logits())
+    data = (tmp_path / "f32.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(data[:-4])
+    with pytest.raises(UserError, match="is truncated"):
+        inputs.load_inputs([tmp_path / "cut.npy"])
+    safetensors_file(tmp_path / "s.safetensors", {"x": ("F32", logits())})
+    data = (tmp_path / "s.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[:-4])
+    with pytest.raises(UserError, match="not a valid safetensors file"):
+        inputs.load_inputs([tmp_path / "cut.safetensors"])
+
+
+def test_mapped_cases_reach_workers_as_files_and_small_ones_in_the_payload(tmp_path):
+    np.save(tmp_path / "f32.npy", logits())
+    large = inputs.load_inputs([tmp_path / "f32.npy"])[0]
+    small = inputs.array_cases([logits(4, 16)])[0]
+    header, payload = workers.cases_message([large, small])
+    big_ref, small_ref = (c["array"] for c in header["cases"])
+    assert big_ref["file"] == str(tmp_path / "f32.npy") and big_ref["offset"] == 128
+    assert len(payload) == small.values.nbytes
+    seen = protocol.read_array(payload, big_ref)
+    np.testing.assert_array_equal(seen, large.values)
+    assert type(seen) is np.ndarray and seen.flags.writeable  # copy-on-write
+    seen[0, 0] = 7.0
+    assert np.load(tmp_path / "f32.npy", mmap_mode="r")[0, 0] != 7.0  # the file is untouched
+    np.testing.assert_array_equal(protocol.read_array(payload, small_ref), small.values)
+
+
+def test_a_mapped_file_that_changed_is_refused_by_the_worker(tmp_path):
+    np.save(tmp_path / "f32.npy", logits())
+    ref = workers.cases_message(inputs.load_inputs([tmp_path / "f32.npy"]))[0]["cases"][0]
+    with open(tmp_path / "f32.npy", "ab") as handle:
+        handle.write(b"more")
+    with pytest.raises(ValueError, match="changed since the driver read it"):
+        protocol.read_array(b"", ref["array"])
+
+
+def test_large_in_memory_cases_are_written_once_for_the_workers(monkeypatch):
+    monkeypatch.setattr(workers, "PIPE_BYTES", 1 << 20)
+    case = inputs.array_cases([logits()])[0]
+    first = workers.cases_message([case])[0]["cases"][0]["array"]
+    again = workers.cases_message([case])[0]["cases"][0]["array"]
+    assert first == again and os.path.dirname(first["file"]) == mapped.folder()
+    np.testing.assert_array_equal(protocol.read_array(b"", first), case.values)
+    del case
+    assert not os.path.exists(first["file"])
+
+
+def worker_input(ref, target):
+    worker = worker_main.Worker(out=None)
+    worker.adapter = worker_main.backends.resolve(worker_main.backends.BUILTIN["numpy"]).adapter()
+    case = {"id": "c", "dim": -1, "keepdim": False, "layout": "contiguous", "array": ref}
+    source = protocol.read_array(b"", ref)
+    return source, worker._input(target, case, source, bool(target.get("impl")))[0]
+
+
+def test_workers_hand_builtin_ops_the_mapping_itself_and_impls_a_copy(tmp_path):
+    np.save(tmp_path / "f32.npy", logits())
+    ref = workers.cases_message(inputs.load_inputs([tmp_path / "f32.npy"]))[0]["cases"][0]
+    target = {"framework": "numpy", "device": "cpu", "dtype": "float32"}
+    source, x = worker_input(ref["array"], target)
+    assert np.shares_memory(x, source)
+    source, x = worker_input(ref["array"], {**target, "impl": "mine"})
+    assert not np.shares_memory(x, source)
+    source, x = worker_input(ref["array"], {**target, "dtype": "float16"})
+    assert x.dtype == np.float16
+
+
+def test_stale_folders_of_dead_drivers_are_removed(map_root):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    os.makedirs(map_root / f"{dead.pid}-old")
+    (map_root / f"{dead.pid}-old" / "x.f32").write_bytes(b"1234")
+    os.makedirs(map_root / "1-alive")  # pid 1 lives
+    os.makedirs(map_root / "not-a-driver")
+    mine = mapped.folder()
+    assert sorted(os.listdir(map_root)) == sorted(["1-alive", "not-a-driver",
+                                                   os.path.basename(mine)])
+
+
+def test_a_root_that_is_a_link_is_refused(tmp_path, monkeypatch):
+    os.makedirs(tmp_path / "elsewhere")
+    os.symlink(tmp_path / "elsewhere", tmp_path / "link")
+    monkeypatch.setenv(mapped.ROOT_ENV, str(tmp_path / "link"))
+    with pytest.raises(UserError, match="is a link"):
+        mapped.folder()
+
+
+# --- end to end: the temporary files after a run, Ctrl-C, a killed worker, a killed driver ----
+
+
+def driver_folders(root):
+    return [name for name in os.listdir(root) if name.split("-")[0].isdigit()] \
+        if os.path.isdir(root) else []
+
+
+def start_run(tmp_path, impl, marker=None):
+    """Start `audit run` on a large float16 input (converted into a temporary file)."""
+    np.save(tmp_path / "f16.npy", logits().astype(np.float16))
+    env = dict(os.environ, ARGMAX_TEST_MARKER=str(marker or tmp_path / "called"))
+    return subprocess.Popen(
+        [sys.executable, "-m", "auditor", *SMALL, "--repeats", "1", "--cases", "user",
+         "--input", str(tmp_path / "f16.npy"), "--impl", impl_spec(impl), "--out",
+         str(tmp_path / "bundle")], cwd=tmp_path, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for(path, proc, seconds=120):
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_the_temporary_file_is_removed_after_a_run_with_a_killed_worker(tmp_path, map_root):
+    proc = start_run(tmp_path, "sigkill.py")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err
+    assert "killed by signal 9" in out
+    assert os.path.isdir(map_root) and driver_folders(map_root) == []
+
+
+@pytest.mark.slow
+def test_the_temporary_file_is_removed_after_ctrl_c(tmp_path, map_root):
+    proc = start_run(tmp_path, "waits.py")
+    wait_for(tmp_path / "called", proc)
+    [folder] = driver_folders(map_root)
+    assert os.listdir(map_root / folder)  # the converted input, mapped by the worker
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3 and "interrupted" in err, err
+    assert driver_folders(map_root) == []
+
+
+@pytest.mark.slow
+def test_the_folder_of_a_killed_driver_goes_with_the_next_run(tmp_path, map_root):
+    proc = start_run(tmp_path, "waits.py")
+    wait_for(tmp_path / "called", proc)
+    [stale] = driver_folders(map_root)
+    proc.kill()  # kill -9: no atexit; its worker exits when it sees its parent gone
+    proc.communicate(timeout=60)
+    assert driver_folders(map_root) == [stale]
+    again = start_run(tmp_path, "sigkill.py", marker=tmp_path / "again")
+    again.communicate(timeout=300)
+    assert driver_folders(map_root) == []
