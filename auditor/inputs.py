@@ -572,31 +572,87 @@ def read_torch(source, budget, size):
             loaded = torch.load(source.path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad or unsafe file
         raise source.error(torch_refusal(exc)) from None
-    for key, tensor in tensors_in(source, loaded, (torch.Tensor, np.ndarray)):
+    found = list(tensors_in(source, loaded, (torch.Tensor, np.ndarray)))
+    base = storage_base(source, [t for _, t in found]) if mmap else None
+    for key, tensor in found:
         if mmap and tensor.nbytes >= mapped.MAP_BYTES:
-            yield map_tensor(source, key, tensor, size)
+            yield map_tensor(source, key, tensor, size, base)
             continue
         budget.reserve_float32(source, key, tuple(tensor.shape))
         yield (key, *tensor_values(source, key, tensor))
 
 
-def map_tensor(source, key, tensor, size):
+def map_tensor(source, key, tensor, size, base):
     """Return (key, values, dtype name, origin) of large `tensor`, mapped by torch.load from the
-    file; float16, bfloat16 and float8 widened exactly into a temporary float32 file (others are
-    converted by `make_case`: torch does not say where in the zip a storage lies)."""
+    file: a contiguous one mapped from the file at its offset where `base` (`storage_base`) is
+    known; float16, bfloat16 and float8 widened exactly into a temporary float32 file; others
+    left to `make_case`, which converts them into one."""
     if isinstance(tensor, np.ndarray):
-        values, name = tensor, tensor.dtype.name
+        return key, tensor, tensor.dtype.name, origin(source, "pt", size, key, None,
+                                                      tensor.dtype.name)
+    torch = sys.modules["torch"]
+    name = str(tensor.dtype).removeprefix("torch.")
+    tensor, offset = tensor.detach(), None
+    if tensor.is_floating_point() and tensor.element_size() < 4:
+        values = mapped.to_float32_file(
+            tensor, f"converting {source.where(key)} to float32",
+            lambda block: block.to(torch.float32).numpy(), tensor.element_size())
     else:
-        torch = sys.modules["torch"]
-        name = str(tensor.dtype).removeprefix("torch.")
-        tensor = tensor.detach()
-        if tensor.is_floating_point() and tensor.element_size() < 4:
-            values = mapped.to_float32_file(
-                tensor, f"converting {source.where(key)} to float32",
-                lambda block: block.to(torch.float32).numpy(), tensor.element_size())
-        else:
-            values = tensor_values(source, key, tensor)[0]
-    return key, values, name, origin(source, "pt", size, key, None, name)
+        values = tensor_values(source, key, tensor)[0]
+        if base is not None and tensor.is_contiguous():
+            offset = tensor.untyped_storage().data_ptr() - base + \
+                tensor.storage_offset() * tensor.element_size()
+            values, offset = in_file(source, values, offset, size)
+    return key, values, name, origin(source, "pt", size, key, offset, name)
+
+
+def in_file(source, values, offset, size):
+    """Return (`values` mapped from `source` at `offset`, the offset), or (`values`, None) when
+    the file does not hold the same bytes there."""
+    if offset < 0 or offset + values.nbytes > size:
+        return values, None
+    found = np.memmap(source.path, dtype=values.dtype, mode="r", offset=offset,
+                      shape=values.shape)
+    head = min(values.size, 4096)
+    if found.reshape(-1)[:head].tobytes() != values.reshape(-1)[:head].tobytes():
+        return values, None
+    return np.asarray(found), offset
+
+
+def storage_base(source, tensors):
+    """Return the address at which torch.load(mmap=True) mapped byte 0 of `source`, or None when
+    the storages of `tensors` do not say it unambiguously: every storage is a slice of one
+    mapping of the whole file, at the offset of its zip record (`archive/data/KEY`)."""
+    records = data_records(source)
+    storages = {}
+    for tensor in tensors:
+        if not isinstance(tensor, np.ndarray) and tensor.untyped_storage().nbytes():
+            storage = tensor.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+    if not storages or not records:
+        return None
+    first, nbytes = next(iter(storages.items()))
+    bases = [first - offset for offset, size in records.items() if size == nbytes]
+    bases = [b for b in bases if all(records.get(p - b) == n for p, n in storages.items())]
+    return bases[0] if len(bases) == 1 else None
+
+
+def data_records(source):
+    """Return {offset of its data: size} of every stored record `.../data/KEY` of a .pt zip."""
+    records = {}
+    with open(source.path, "rb") as handle, translated(source, ".pt (zip)"), \
+            zipfile.ZipFile(handle) as archive:
+        for info in archive.infolist():
+            folder, _, name = info.filename.rpartition("/")
+            if not folder.endswith("data") or not name or info.compress_type:
+                continue
+            handle.seek(info.header_offset)
+            local = handle.read(30)
+            if len(local) == 30 and local[:4] == b"PK\x03\x04":
+                extra = int.from_bytes(local[26:28], "little") + \
+                    int.from_bytes(local[28:30], "little")
+                records[info.header_offset + 30 + extra] = info.file_size
+    return records
 
 
 def torch_inflated(source):

@@ -92,10 +92,10 @@ def test_mapped_and_in_memory_reads_give_the_same_cases(tmp_path, monkeypatch):
     assert "values rounded" in rounded.note
 
 
-def test_float32_npy_and_safetensors_are_mapped_from_the_file_itself(tmp_path):
+def test_float32_npy_safetensors_and_pt_are_mapped_from_the_file_itself(tmp_path):
     write_inputs(tmp_path)
     cases = {c.id: c for c in inputs.load_inputs(
-        [tmp_path / "f32.npy", tmp_path / "t.safetensors"])}
+        [tmp_path / "f32.npy", tmp_path / "t.safetensors", tmp_path / "t.pt"])}
     npy = cases["user:f32.npy"]
     path, offset, _ = mapped.file_ref(npy.values)
     assert path == str(tmp_path / "f32.npy") and offset == npy.origin["offset"] == 128
@@ -111,6 +111,16 @@ def test_float32_npy_and_safetensors_are_mapped_from_the_file_itself(tmp_path):
     converted = cases["user:t.safetensors:bf16"]  # widened once into a temporary file
     assert mapped.file_ref(converted.values)[0].startswith(str(mapped.folder()))
     assert converted.origin["dtype"] == "bfloat16" and converted.origin["offset"] > offset
+    tensor = cases["user:t.pt:f32"]  # at its zip record's offset, found from torch's mapping
+    path, offset, _ = mapped.file_ref(tensor.values)
+    assert path == str(tmp_path / "t.pt") and offset == tensor.origin["offset"]
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        assert handle.read(tensor.values.nbytes) == tensor.values.tobytes()
+    for key in ("bf16", "t"):  # widened; transposed (not contiguous in the file): converted
+        found = cases[f"user:t.pt:{key}"]
+        assert found.origin["offset"] is None and found.origin["format"] == "pt"
+        assert mapped.file_ref(found.values)[0].startswith(str(mapped.folder()))
 
 
 def test_temporary_files_go_when_their_arrays_do(tmp_path):
@@ -288,3 +298,18 @@ def test_the_folder_of_a_killed_driver_goes_with_the_next_run(tmp_path, map_root
     again = start_run(tmp_path, "sigkill.py", marker=tmp_path / "again")
     again.communicate(timeout=300)
     assert driver_folders(map_root) == []
+
+
+def test_a_pt_tensor_whose_offset_is_unknown_is_copied_into_a_temporary_file(tmp_path,
+                                                                             monkeypatch):
+    torch = pytest.importorskip("torch")
+    values = logits()
+    torch.save({"a": torch.from_numpy(values), "b": torch.from_numpy(values.copy())},
+               tmp_path / "same-size.pt")
+    found = {c.id: c for c in inputs.load_inputs([tmp_path / "same-size.pt"])}
+    assert all(c.origin["offset"] is not None for c in found.values())  # both sizes agree
+    monkeypatch.setattr(inputs, "data_records", lambda source: {})  # offsets unknown
+    for case in inputs.load_inputs([tmp_path / "same-size.pt"]):
+        assert case.origin["offset"] is None
+        assert mapped.file_ref(case.values)[0].startswith(str(mapped.folder()))
+        np.testing.assert_array_equal(case.values, values)
