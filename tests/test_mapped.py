@@ -1,5 +1,6 @@
 """Large inputs: read memory-mapped, handed to workers as mapped files, their temporary files
 removed after a run, an interrupt, a killed worker and (on the next run) a killed driver."""
+import gc
 import json
 import os
 import signal
@@ -313,3 +314,29 @@ def test_a_pt_tensor_whose_offset_is_unknown_is_copied_into_a_temporary_file(tmp
         assert case.origin["offset"] is None
         assert mapped.file_ref(case.values)[0].startswith(str(mapped.folder()))
         np.testing.assert_array_equal(case.values, values)
+
+
+@pytest.mark.slow
+def test_a_large_input_gives_the_same_answers_and_findings_mapped_as_read(audit, tmp_path,
+                                                                            monkeypatch):
+    np.save(tmp_path / "f32.npy", logits())  # mapped from the file
+    np.save(tmp_path / "f16.npy", logits(seed=1).astype(np.float16))  # converted, then mapped
+    run = [*SMALL, "--cases", "user", "--input", "f32.npy", "--input", "f16.npy", "--impl",
+           impl_spec("last_tie.py")]
+
+    def answers(out):
+        found = audit(*run, "--out", str(tmp_path / out))
+        assert found.code == 1, found.err  # the planted last-tie fault is found
+        document = found.results
+        for case in document["cases"]:
+            case.pop("note", None)
+        return (document["cases"], [(o["target"], o["case"], o["outcomes"])
+                                    for o in document["observations"]],
+                [(f["kind"], f["case"], f["targets"]) for f in document["findings"]])
+
+    mapped_run = answers("mapped")
+    gc.collect()
+    assert os.listdir(mapped.folder()) == []  # the converted input went with the run's cases
+    monkeypatch.setattr(mapped, "MAP_BYTES", 2**62)
+    assert answers("read") == mapped_run
+    assert any(kind == "tie_break" for kind, _, _ in mapped_run[2])
