@@ -6,7 +6,8 @@ temporary file of this driver, which is mapped in turn. Workers map the same fil
 (`auditor/worker/protocol.py` `map_array`), so the machine holds one physical copy in the page
 cache however many workers read it.
 
-Temporary files live in one folder per driver process, `<root>/<pid>-<random>`, where the root is
+Temporary files live in one folder per driver process, `<root>/<pid>-<start>-<random>` (`start`:
+when the process started, in clock ticks after boot, so that a reused pid is told apart), where the root is
 `$ARGMAX_AUDIT_MAP_DIR` or `<tmp>/argmax-audit-maps-<uid>` (made private to the user). The folder
 is removed when the driver exits (normally or by Ctrl-C) and each file as soon as the array
 mapping it is collected; a folder left by a driver that was killed (kill -9) is removed by the
@@ -56,7 +57,7 @@ def folder():
         if _folder is None or _folder[0] != os.getpid():  # a forked child makes its own
             base = private_root(root())
             remove_stale(base)
-            path = tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base)
+            path = tempfile.mkdtemp(prefix=f"{os.getpid()}-{started(os.getpid())}-", dir=base)
             atexit.register(shutil.rmtree, path, True)
             _folder = (os.getpid(), path)
         return _folder[1]
@@ -75,22 +76,34 @@ def private_root(path):
 
 
 def remove_stale(base):
-    """Remove the folders in `base` of drivers whose process is gone (named `<pid>-...`)."""
+    """Remove the folders in `base` of drivers whose process is gone (`<pid>-<start>-...`)."""
     for name in os.listdir(base):
-        pid = name.split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
+        pid, _, rest = name.partition("-")
+        start = rest.partition("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid), start):
             shutil.rmtree(os.path.join(base, name), ignore_errors=True)
 
 
-def alive(pid):
-    """Return True while a process `pid` exists (of any user)."""
+def alive(pid, start=""):
+    """Return True while a process `pid` exists (of any user) that started at `start` (where the
+    system says, and `start` is given)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    now = started(pid)
+    return not (start.isdigit() and now and int(start) != now)
+
+
+def started(pid):
+    """Return when process `pid` started, in clock ticks after boot (Linux), else 0."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return int(handle.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def new_file(suffix):

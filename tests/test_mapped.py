@@ -226,9 +226,14 @@ def test_stale_folders_of_dead_drivers_are_removed(map_root):
     os.makedirs(map_root / f"{dead.pid}-old")
     (map_root / f"{dead.pid}-old" / "x.f32").write_bytes(b"1234")
     os.makedirs(map_root / "1-alive")  # pid 1 lives
+    init = f"1-{mapped.started(1)}-x"
+    os.makedirs(map_root / init)  # and started then
+    if mapped.started(1):  # a process of pid 1 that started at another time is gone
+        os.makedirs(map_root / f"1-{mapped.started(1) + 1}-reused")
     os.makedirs(map_root / "not-a-driver")
     mine = mapped.folder()
-    assert sorted(os.listdir(map_root)) == sorted(["1-alive", "not-a-driver",
+    assert os.path.basename(mine).startswith(f"{os.getpid()}-{mapped.started(os.getpid())}-")
+    assert sorted(os.listdir(map_root)) == sorted(["1-alive", init, "not-a-driver",
                                                    os.path.basename(mine)])
 
 
