@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor.worker.casting import INT_DTYPES, seen_values, spacing
+from auditor.worker import casting
+from auditor.worker.casting import DTYPES, INT_DTYPES, family, narrow, seen_values, spacing
 
 FAST = settings(max_examples=200, deadline=None)
 BF16 = ml_dtypes.bfloat16
@@ -178,3 +179,18 @@ def test_wide_spacing_is_numpy_spacing(dtype):
                                                           1.0, 2.0, 0.75]]).astype(dtype)
     np.testing.assert_array_equal(spacing(values, np.dtype(dtype).name),
                                   np.abs(np.spacing(np.abs(values))).astype(np.float64))
+
+
+@pytest.mark.parametrize("shape", [(37,), (9, 13), (5, 4, 3), (1, 40)])
+def test_large_sources_are_narrowed_block_by_block_to_the_same_values(monkeypatch, shape):
+    rng = np.random.default_rng(0)
+    floats = (rng.standard_normal(shape) * 1e4).astype(np.float32)
+    floats.reshape(-1)[:4] = [np.nan, -np.inf, 3e38, np.float32(1e-40)]
+    integers = rng.integers(-2**40, 2**40, size=shape)
+    whole = {dtype: narrow(floats if family(dtype) == "float" else integers, dtype)
+             for dtype in DTYPES if dtype not in ("uint64",)}
+    monkeypatch.setattr(casting, "BLOCK_BYTES", 40)  # a few rows (or elements) per block
+    for dtype, expected in whole.items():
+        got = narrow(floats if family(dtype) == "float" else integers, dtype)
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        assert got.tobytes() == expected.tobytes(), dtype

@@ -17,6 +17,9 @@ FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
 INT_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "bool")
 DTYPES = FLOAT_DTYPES + INT_DTYPES
 
+#: Sources past this many bytes are converted a block of rows at a time (see `narrow`).
+BLOCK_BYTES = 64 << 20
+
 # Significand bits after the point and the smallest normal exponent of each floating dtype.
 FORMATS = {
     "float16": (10, -14),
@@ -78,6 +81,13 @@ def narrow(source, dtype):
         raise ValueError(f"unknown dtype {dtype!r}")
     if family(dtype) != source_family(source):
         raise ValueError(f"{source.dtype} source values are not for a {dtype} target")
+    if source.ndim and source.nbytes > BLOCK_BYTES:
+        return _blockwise(source, dtype)
+    return _convert(source, dtype)
+
+
+def _convert(source, dtype):
+    """Return `source` converted to `dtype` whole (see `narrow`)."""
     if is_integer(dtype):
         return _saturate(source, dtype)
     with np.errstate(over="ignore"):
@@ -88,6 +98,18 @@ def narrow(source, dtype):
         if dtype == "float16":
             return source.astype(np.float16)
         return _bfloat16_bits(np.array(source, dtype=np.float32, order="C"))
+
+
+def _blockwise(source, dtype):
+    """Return `narrow(source, dtype)` converted a block of rows at a time into one new array, so
+    that a large input costs the result and a block, not the whole-input temporaries of a
+    conversion (bfloat16's rounding takes three times the input at once)."""
+    first = _convert(source[:1], dtype)
+    out = np.empty(source.shape, dtype=first.dtype)
+    rows = max(1, BLOCK_BYTES // max(1, source[:1].nbytes))
+    for start in range(0, source.shape[0], rows):
+        out[start:start + rows] = _convert(source[start:start + rows], dtype)
+    return out
 
 
 def widen(values, dtype):
