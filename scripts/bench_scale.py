@@ -1,7 +1,7 @@
 """Measure `audit run` on a large user input against a bare script making the same argmax calls.
 
 Usage: python scripts/bench_scale.py [--size 1g|8g|ROWSxCOLS] [--folder DIR] [--keep]
-                                     [-- extra audit run options]
+                                     [--workers-only] [-- extra audit run options]
 
 Writes (never commits) a float32 .npy of random logits (1g: 1024 x 262144; 8g: 16384 x 131072)
 in a temporary folder, then runs, each in a process of its own:
@@ -12,6 +12,10 @@ Prints for each: wall time, CPU time (user + sys of the process and all its desc
 largest single process's peak RSS (VmHWM, polled from /proc for every process of the tree) with
 its resident anonymous memory (private copies) apart from file-backed pages, and for the audit
 the bundle's size; then the issue's goals (2x bare wall, 1.5x input peak, bundle < 5% of input).
+
+--workers-only measures the way to the workers alone, without the driver's reference, checks and
+bundle: the input read as `audit run` reads it, handed to one numpy and one torch worker, each
+making 5 float32 argmax calls along the last axis (a process of its own, polled the same way).
 """
 import argparse
 import json
@@ -27,6 +31,32 @@ import time
 import numpy as np
 
 SIZES = {"1g": (1024, 262144), "8g": (16384, 131072)}
+WORKERS = """
+import sys, time
+from auditor.inputs import load_inputs
+from auditor.workers import WorkerProcess, cases_message
+started = time.perf_counter()
+cases = load_inputs([sys.argv[1]])
+print(f"read in {time.perf_counter() - started:.2f} s", flush=True)
+message = cases_message(cases)
+for framework in ("numpy", "torch"):
+    worker = WorkerProcess(framework)
+    worker.hello(300)
+    worker.request({"op": "describe"}, timeout=300)
+    started = time.perf_counter()
+    worker.request(*message, timeout=300)
+    sent = time.perf_counter() - started
+    worker.send({"op": "run", "repeats": 5, "cases": [c.id for c in cases], "target": {
+        "device": "cpu", "dtype": "float32", "impl": None, "op": "argmax", "variant": {}}})
+    while True:
+        header, _ = worker.receive(600)
+        if header.get("op") == "result":
+            print(f"{framework} (pid {worker.process.pid}): cases sent in {sent:.2f} s, "
+                  f"5 calls {sum(header['seconds']):.2f} s", flush=True)
+        elif header.get("op") == "reply":
+            break
+    worker.close()
+"""
 BARE = """
 import sys, time
 import numpy as np, torch
@@ -155,6 +185,8 @@ def parse():
     parser.add_argument("--size", default="1g", help="1g, 8g, or ROWSxCOLS")
     parser.add_argument("--folder", help="where to write the input (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the input and the bundle")
+    parser.add_argument("--workers-only", action="store_true",
+                        help="measure reading the input and the workers alone")
     parser.add_argument("extra", nargs="*", help="more `audit run` options (after --)")
     return parser.parse_args()
 
@@ -164,13 +196,24 @@ def main():
     rows, cols = SIZES.get(args.size) or map(int, args.size.lower().split("x"))
     work = tempfile.mkdtemp(prefix="bench-scale-", dir=args.folder)
     try:
-        run(work, rows, cols, args.extra)
+        run(work, rows, cols, args.extra, args.workers_only)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def run(work, rows, cols, extra):
+def run_workers(path, size):
+    """Measure the input's way to a numpy and a torch worker, and their calls, alone."""
+    wall, cpu, memory, proc = measure([sys.executable, "-c", WORKERS, path])
+    if proc.returncode:
+        sys.exit(f"the workers' run failed: {proc.err.strip()[-2000:]}")
+    print(proc.out.strip())
+    peak = describe("reading and workers", wall, cpu, memory)
+    print(f"  largest process {gib(peak)} / input {gib(size)} = {peak / size:.2f}x "
+          "(goal <= 1.5x)")
+
+
+def run(work, rows, cols, extra, workers_only=False):
     path, out = os.path.join(work, "logits.npy"), os.path.join(work, "bundle")
     started = time.perf_counter()
     write_input(path, rows, cols)
@@ -179,6 +222,8 @@ def run(work, rows, cols, extra):
           f"{time.perf_counter() - started:.1f} s)")
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1 and 5 min), "
           f"{os.cpu_count()} CPUs")
+    if workers_only:
+        return run_workers(path, size)
     audit = [sys.executable, "-m", "auditor", "run", "-q", "--framework", "numpy,torch",
              "--dtype", "float32", "--cases", "user", "--input", path, "--out", out, *extra]
     wall, cpu, memory, proc = measure(audit)
