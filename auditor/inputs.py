@@ -24,6 +24,8 @@ SUPPORTED = (".npy", ".npz", ".pt", ".pth", ".safetensors")
 MAX_DEPTH = 64
 #: The most dicts, lists and tuples a .pt file's tensors are read through.
 MAX_CONTAINERS = 100_000
+#: The name of a storage's record in a .pt zip (torch.save writes them uncompressed).
+STORAGE = re.compile(r"[^/]+/data/[^/]+")
 #: The largest safetensors header read (the format's own reader refuses larger ones too).
 MAX_SAFETENSORS_HEADER = 100_000_000
 
@@ -55,7 +57,7 @@ def load_inputs(paths, dim=-1, limit_bytes=None):
     `dim` is checked against every array (None reduces each array whole; 0-d arrays always are).
     `limit_bytes` caps the memory the arrays may take in this process: a small array (under
     `mapped.MAP_BYTES`) decoded and as its float32 copy, a large one (memory-mapped, see
-    `read_mapped`) by its answers, 8 bytes per output position; by default half the memory
+    auditor/mapped.py) by its answers, 8 bytes per output position; by default half the memory
     available. Raise UserError, one line naming the file, for anything unreadable.
     """
     budget = Budget(default_limit() if limit_bytes is None else limit_bytes, limit_bytes is None)
@@ -643,8 +645,7 @@ def data_records(source):
     with open(source.path, "rb") as handle, translated(source, ".pt (zip)"), \
             zipfile.ZipFile(handle) as archive:
         for info in archive.infolist():
-            folder, _, name = info.filename.rpartition("/")
-            if not folder.endswith("data") or not name or info.compress_type:
+            if not STORAGE.fullmatch(info.filename) or info.compress_type:
                 continue
             handle.seek(info.header_offset)
             local = handle.read(30)
@@ -658,7 +659,7 @@ def data_records(source):
 def torch_inflated(source):
     """Return the bytes the members of a zip-format .pt file declare, inflated (torch.load
     allocates that much before checking anything), and those of its members other than the
-    storages (`archive/data/...`); (0, None) for the legacy format, which is no zip."""
+    storages (`ARCHIVE/data/KEY`); (0, None) for the legacy format, which is no zip."""
     with open(source.path, "rb") as handle, translated(source, ".pt (zip)"):
         if not zipfile.is_zipfile(handle):
             return 0, None
@@ -670,7 +671,7 @@ def torch_inflated(source):
         with zipfile.ZipFile(handle) as archive:
             infos = archive.infolist()
             return (sum(info.file_size for info in infos),
-                    sum(info.file_size for info in infos if "/data/" not in info.filename))
+                    sum(info.file_size for info in infos if not STORAGE.fullmatch(info.filename)))
 
 
 def import_torch(source):

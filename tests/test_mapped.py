@@ -345,3 +345,13 @@ def test_a_large_input_gives_the_same_answers_and_findings_mapped_as_read(audit,
     monkeypatch.setattr(mapped, "MAP_BYTES", 2**62)
     assert answers("read") == mapped_run
     assert any(kind == "tie_break" for kind, _, _ in mapped_run[2])
+
+
+def test_a_large_pt_that_pickles_code_is_refused_as_a_small_one_is(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.save({"x": torch.from_numpy(logits()), "why": ValueError("no")}, tmp_path / "big.pt")
+    torch.save({"x": torch.zeros(2), "why": ValueError("no")}, tmp_path / "small.pt")
+    for name in ("big.pt", "small.pt"):
+        with pytest.raises(UserError, match=r"refused it: it pickles \S*ValueError, which is not a tensor"):
+            inputs.load_inputs([tmp_path / name])
+    assert os.listdir(mapped.folder()) == []
