@@ -7,17 +7,19 @@ temporary file of this driver, which is mapped in turn. Workers map the same fil
 cache however many workers read it.
 
 Temporary files live in one folder per driver process, `<root>/<pid>-<start>-<random>` (`start`:
-when the process started, in clock ticks after boot, so that a reused pid is told apart), where the root is
-`$ARGMAX_AUDIT_MAP_DIR` or `<tmp>/argmax-audit-maps-<uid>` (made private to the user). The folder
-is removed when the driver exits (normally or by Ctrl-C) and each file as soon as the array
-mapping it is collected; a folder left by a driver that was killed (kill -9) is removed by the
-next driver that makes its own, once no process of that pid is alive.
+when the process started, in clock ticks after boot, so that a reused pid is told apart); the
+root is `argmax-audit-maps-<uid>` (private to the user) in `$ARGMAX_AUDIT_MAP_DIR` or the system's
+temporary folder. The folder is removed when the driver exits (normally or by Ctrl-C) and each
+file as soon as the array mapping it is collected; a folder left by a driver that was killed
+(kill -9) is removed by the next driver that makes its own, once no process of that pid (and
+start) is alive.
 """
 import atexit
 import contextlib
 import math
 import mmap
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -43,10 +45,8 @@ _folder = None
 
 def root():
     """Return the folder that holds the drivers' folders (see the module's docstring)."""
-    given = os.environ.get(ROOT_ENV, "").strip()
-    if given:
-        return os.path.abspath(given)
-    return os.path.join(tempfile.gettempdir(), f"argmax-audit-maps-{os.getuid()}")
+    where = os.environ.get(ROOT_ENV, "").strip() or tempfile.gettempdir()
+    return os.path.join(os.path.abspath(where), f"argmax-audit-maps-{os.getuid()}")
 
 
 def folder():
@@ -78,9 +78,8 @@ def private_root(path):
 def remove_stale(base):
     """Remove the folders in `base` of drivers whose process is gone (`<pid>-<start>-...`)."""
     for name in os.listdir(base):
-        pid, _, rest = name.partition("-")
-        start = rest.partition("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid), start):
+        found = re.fullmatch(r"(\d+)-(\d+)-\w+", name)
+        if found and int(found[1]) != os.getpid() and not alive(int(found[1]), found[2]):
             shutil.rmtree(os.path.join(base, name), ignore_errors=True)
 
 

@@ -24,10 +24,9 @@ ROWS, COLS = 512, 1280  # 2.5 MiB of float32, 1.25 MiB of float16: past mapped.M
 @pytest.fixture(autouse=True)
 def map_root(tmp_path, monkeypatch):
     """Give every test a root of its own for the drivers' folders (this process's made anew)."""
-    root = tmp_path / "maps"
-    monkeypatch.setenv(mapped.ROOT_ENV, str(root))
+    monkeypatch.setenv(mapped.ROOT_ENV, str(tmp_path / "maps"))
     monkeypatch.setattr(mapped, "_folder", None)
-    return root
+    return tmp_path / "maps" / f"argmax-audit-maps-{os.getuid()}"
 
 
 def logits(rows=ROWS, cols=COLS, seed=0):
@@ -223,8 +222,9 @@ def test_workers_hand_builtin_ops_the_mapping_itself_and_impls_a_copy(tmp_path):
 def test_stale_folders_of_dead_drivers_are_removed(map_root):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    os.makedirs(map_root / f"{dead.pid}-old")
-    (map_root / f"{dead.pid}-old" / "x.f32").write_bytes(b"1234")
+    os.makedirs(map_root / f"{dead.pid}-5-old")
+    (map_root / f"{dead.pid}-5-old" / "x.f32").write_bytes(b"1234")
+    os.makedirs(map_root / f"{dead.pid}-results")  # not named as a driver's folder: kept
     os.makedirs(map_root / "1-alive")  # pid 1 lives
     init = f"1-{mapped.started(1)}-x"
     os.makedirs(map_root / init)  # and started then
@@ -233,14 +233,14 @@ def test_stale_folders_of_dead_drivers_are_removed(map_root):
     os.makedirs(map_root / "not-a-driver")
     mine = mapped.folder()
     assert os.path.basename(mine).startswith(f"{os.getpid()}-{mapped.started(os.getpid())}-")
-    assert sorted(os.listdir(map_root)) == sorted(["1-alive", init, "not-a-driver",
-                                                   os.path.basename(mine)])
+    assert sorted(os.listdir(map_root)) == sorted([
+        "1-alive", init, "not-a-driver", f"{dead.pid}-results", os.path.basename(mine)])
 
 
-def test_a_root_that_is_a_link_is_refused(tmp_path, monkeypatch):
+def test_a_root_that_is_a_link_is_refused(tmp_path, map_root):
     os.makedirs(tmp_path / "elsewhere")
-    os.symlink(tmp_path / "elsewhere", tmp_path / "link")
-    monkeypatch.setenv(mapped.ROOT_ENV, str(tmp_path / "link"))
+    os.makedirs(map_root.parent)
+    os.symlink(tmp_path / "elsewhere", map_root)
     with pytest.raises(UserError, match="is a link"):
         mapped.folder()
 
@@ -249,8 +249,7 @@ def test_a_root_that_is_a_link_is_refused(tmp_path, monkeypatch):
 
 
 def driver_folders(root):
-    return [name for name in os.listdir(root) if name.split("-")[0].isdigit()] \
-        if os.path.isdir(root) else []
+    return os.listdir(root) if os.path.isdir(root) else []
 
 
 def start_run(tmp_path, impl, marker=None):
