@@ -134,7 +134,8 @@ def write_blocks(blocks, shape, what, nbytes):
     try:
         with handle:
             for block in blocks:
-                handle.write(memoryview(np.ascontiguousarray(block, dtype=np.float32)).cast("B"))
+                handle.write(np.ascontiguousarray(block, dtype=np.float32).reshape(-1)
+                             .view(np.uint8).data)
         values = np.memmap(path, dtype=np.float32, mode="r", shape=tuple(shape))
     except BaseException:
         with contextlib.suppress(OSError):
@@ -181,18 +182,6 @@ def file_ref(values):
     return memmap.filename, offset, (info.st_size, info.st_mtime_ns)
 
 
-def share(values):
-    """Return (path, offset, stamp) of a file holding `values` for workers to map: the file it
-    already maps, else a temporary copy written once (kept while the returned `keep` lives).
-
-    Returns (ref tuple, keep) where `keep` is the mapping to hold on to (or None)."""
-    found = file_ref(values)
-    if found:
-        return found, None
-    kept = write_raw(values)
-    return file_ref(kept), kept
-
-
 def write_raw(values):
     """Return a read-only mapping of a temporary file holding C-ordered `values` as they are."""
     values = np.asarray(values)
@@ -204,7 +193,7 @@ def write_raw(values):
             if flat is not None:
                 step = max(1, BLOCK_BYTES // max(1, values.itemsize))
                 for i in range(0, flat.size, step):
-                    handle.write(memoryview(flat[i:i + step]).cast("B"))
+                    handle.write(flat[i:i + step].view(np.uint8).data)
             else:
                 handle.write(np.ascontiguousarray(values).tobytes())
         kept = np.memmap(path, dtype=values.dtype, mode="r", shape=values.shape)

@@ -354,3 +354,16 @@ def test_a_large_pt_that_pickles_code_is_refused_as_a_small_one_is(tmp_path):
         with pytest.raises(UserError, match=r"refused it: it pickles \S*ValueError, which is not a tensor"):
             inputs.load_inputs([tmp_path / name])
     assert os.listdir(mapped.folder()) == []
+
+
+@pytest.mark.parametrize("values", [
+    np.arange(1000, dtype=np.float16).reshape(10, 100), np.ones((3, 5), bool),
+    np.arange(12, dtype=">i8").reshape(3, 4), np.asfortranarray(np.arange(12.0).reshape(3, 4)),
+    np.uint64(2**63 + 5) * np.ones(7, np.uint64)])
+def test_any_case_array_written_for_the_workers_maps_back_the_same(values):
+    kept = mapped.write_raw(values)
+    path, offset, stamp = mapped.file_ref(np.asarray(kept))
+    ref = {"file": path, "offset": offset, "dtype": kept.dtype.str, "shape": list(kept.shape),
+           "stamp": list(stamp)}
+    seen = protocol.map_array(ref)
+    assert seen.dtype == values.dtype and seen.tobytes() == np.ascontiguousarray(values).tobytes()
