@@ -325,8 +325,13 @@ def test_a_large_input_gives_the_same_answers_and_findings_mapped_as_read(audit,
                                                                             monkeypatch):
     np.save(tmp_path / "f32.npy", logits())  # mapped from the file
     np.save(tmp_path / "f16.npy", logits(seed=1).astype(np.float16))  # converted, then mapped
-    run = [*SMALL, "--cases", "user", "--input", "f32.npy", "--input", "f16.npy", "--impl",
-           impl_spec("last_tie.py")]
+    safetensors_file(tmp_path / "t.safetensors", {  # at its offset; widened, then mapped
+        "f32": ("F32", logits(seed=2)), "bf16": ("BF16", bfloat16_bits(logits(seed=3)))})
+    torch = pytest.importorskip("torch")
+    torch.save({"f32": torch.from_numpy(logits(seed=4))}, tmp_path / "t.pt")  # at its offset
+    run = [*SMALL, "--cases", "user", "--impl", impl_spec("last_tie.py")]
+    for name in ("f32.npy", "f16.npy", "t.safetensors", "t.pt"):
+        run += ["--input", name]
 
     def answers(out):
         found = audit(*run, "--out", str(tmp_path / out))
@@ -343,7 +348,10 @@ def test_a_large_input_gives_the_same_answers_and_findings_mapped_as_read(audit,
     assert os.listdir(mapped.folder()) == []  # the converted input went with the run's cases
     monkeypatch.setattr(mapped, "MAP_BYTES", 2**62)
     assert answers("read") == mapped_run
-    assert any(kind == "tie_break" for kind, _, _ in mapped_run[2])
+    assert len(mapped_run[0]) == 5
+    assert {case for kind, case, _ in mapped_run[2] if kind == "tie_break"} == {
+        "user:f32.npy", "user:f16.npy", "user:t.safetensors:f32", "user:t.safetensors:bf16",
+        "user:t.pt:f32"}
 
 
 def test_a_large_pt_that_pickles_code_is_refused_as_a_small_one_is(tmp_path):
