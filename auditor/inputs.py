@@ -347,21 +347,52 @@ def read_npz(source, budget, size):
         budget.check_decoded(source, sum(array_bytes(s, d) for _, _, s, d in small))
         for _, key, shape, _ in small:
             budget.reserve_float32(source, key, shape)
+        budget.check_decoded(source, sum(i.file_size for i, _, s, d in members if i.compress_type
+                                         and array_bytes(s, d) >= mapped.MAP_BYTES),
+                             what="its large compressed members, extracted to disk, take")
         for info, key, shape, dtype in members:
             with archive.open(info) as stream:
                 if array_bytes(shape, dtype) < mapped.MAP_BYTES:
                     yield key, np.lib.format.read_array(stream, allow_pickle=False), dtype.name
                     continue
-                values = extract_npy(source, key, stream, shape, dtype)
-                yield key, values, dtype.name, origin(source, "npz", size, key, None, dtype)
+                fortran = npy_fortran(stream)
+                offset = stored_offset(source, info, stream.tell(), size, shape, dtype)
+                if offset is None:
+                    values = extract_npy(source, key, stream, shape, dtype, fortran)
+                else:
+                    values = np.memmap(source.path, dtype=dtype, mode="r", offset=offset,
+                                       shape=tuple(shape), order="F" if fortran else "C")
+                yield key, values, dtype.name, origin(source, "npz", size, key, offset, dtype)
 
 
-def extract_npy(source, key, stream, shape, dtype):
-    """Return the data of the .npy member at `stream` (header `shape`, `dtype`, checked), copied
-    once into a temporary file and mapped from there (a zip member cannot be mapped)."""
-    fortran = np.lib.format.read_array_header_1_0 if np.lib.format.read_magic(stream) == (1, 0) \
-        else np.lib.format.read_array_header_2_0
-    fortran = fortran(stream)[1]
+def npy_fortran(stream):
+    """Read the (checked) .npy header at `stream`; return True if its data is in Fortran order."""
+    version = np.lib.format.read_magic(stream)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+        np.lib.format.read_array_header_2_0
+    return read(stream)[1]
+
+
+def stored_offset(source, info, header, size, shape, dtype):
+    """Return where in `source` the data of stored (uncompressed) member `info` lies, after its
+    .npy header of `header` bytes; None for a compressed or encrypted member."""
+    if info.compress_type or info.flag_bits & 0x1:
+        return None
+    with open(source.path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)
+    if len(local) < 30 or local[:4] != b"PK\x03\x04":
+        return None
+    start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + \
+        int.from_bytes(local[28:30], "little")
+    offset = start + header
+    return offset if offset + array_bytes(shape, dtype) <= size else None
+
+
+def extract_npy(source, key, stream, shape, dtype, fortran):
+    """Return the data of the .npy member at `stream` (after its header; `shape`, `dtype`,
+    checked), copied once into a temporary file and mapped from there (a compressed zip member
+    cannot be mapped)."""
     nbytes = array_bytes(shape, dtype)
     mapped.check_space(nbytes, f"extracting {source.where(key)}")
     path, handle = mapped.new_file(".raw")

@@ -375,3 +375,23 @@ def test_any_case_array_written_for_the_workers_maps_back_the_same(values):
            "stamp": list(stamp)}
     seen = protocol.map_array(ref)
     assert seen.dtype == values.dtype and seen.tobytes() == np.ascontiguousarray(values).tobytes()
+
+
+def test_a_stored_npz_member_is_mapped_in_place_and_a_compressed_one_extracted(tmp_path):
+    np.savez(tmp_path / "stored.npz", big=logits())
+    np.savez_compressed(tmp_path / "deflated.npz", big=logits())
+    stored, deflated = inputs.load_inputs([tmp_path / "stored.npz", tmp_path / "deflated.npz"])
+    path, offset, _ = mapped.file_ref(stored.values)
+    assert path == str(tmp_path / "stored.npz") and offset == stored.origin["offset"]
+    assert mapped.file_ref(deflated.values)[0].startswith(mapped.folder())
+    assert deflated.origin["offset"] is None
+    np.testing.assert_array_equal(stored.values, deflated.values)
+
+
+def test_compressed_members_that_inflate_past_the_limit_are_refused_before_extraction(tmp_path):
+    np.savez_compressed(tmp_path / "bomb.npz", zeros=np.zeros((1024, 2048), np.float32))
+    assert os.path.getsize(tmp_path / "bomb.npz") < 64 << 10  # 8 MiB of zeros
+    with pytest.raises(UserError, match="its large compressed members, extracted to disk, take "
+                                        "8.0 MiB, more than the 4.0 MiB memory limit"):
+        inputs.load_inputs([tmp_path / "bomb.npz"], limit_bytes=4 << 20)
+    assert os.listdir(mapped.folder()) == []
