@@ -387,7 +387,9 @@ def test_markdown_and_terminal_keep_text_inert_and_on_one_line():
     assert "\x1b" not in text and "\\x1b" in text
     assert "1000x1000" in text and "10x10" in text
     summary = bench_text.markdown(found)
-    assert "<script>" not in summary and "\\<script\\>" in summary
+    assert "<script>" not in summary and "&lt;script&gt;" in summary
+    found["run"]["skipped"] = ["&lt;b>"]
+    assert "&amp;lt;b&gt;" in bench_text.markdown(found)  # shows as typed, not as <b>
     row = next(line for line in summary.splitlines() if line.startswith("| numpy"))
     assert row.count(" | ") == 3  # target | dim | two shapes: the | in the name is escaped
 
