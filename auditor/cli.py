@@ -105,7 +105,7 @@ cli.add_command(fuzz)  # audit fuzz: auditor/fuzzcmd.py
 
 
 @cli.command()
-@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(file_okay=False))
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path())
 @click.option("-o", "--output", "html_file", metavar="FILE", callback=options._output,
               help="Where to write the HTML report. Default: BUNDLE/report.html.")
 @options.fail_on
@@ -125,6 +125,9 @@ def report(bundle_path, html_file, fail_on, config, junit, summary_md, json_file
             raise UserError("--junit, --fail-on and --config are for results bundles, not bench "
                             "bundles")
         return report_bench(bundle_path, html_file, summary_md, json_file)
+    if os.path.lexists(bundle_path) and not os.path.isdir(bundle_path):
+        raise UserError(f"{files.printable(bundle_path)} is a file: give a results bundle's folder, or "
+                        "a bench bundle or bench JSON document")
     rules = policy.find(config)  # checked even where the saved verdict stands
     observations, findings, document = bundle.read(bundle_path)
     if "verdict" not in document["summary"]:  # a checkpoint: the run was killed before its end
