@@ -28,11 +28,11 @@ def _names(kind, valid):
 
 
 def unknown(kind, name, known):
-    """Say that `name` is no `kind`; for a framework, list the installed backends."""
+    """Say that `name` is no `kind`; for a framework, list the registered backends."""
     if kind == "framework":
-        return (f"unknown framework {name!r}; the installed backends are {', '.join(known)} "
-                "('audit backends' shows each; a third-party backend registers under the entry "
-                "point group argmax_audit.backends)")
+        return (f"unknown framework {name!r}; the registered backends are {', '.join(known)} "
+                "('audit backends' shows which of them have their framework installed; a "
+                "third-party backend registers under the entry point group argmax_audit.backends)")
     return f"unknown {kind} {name!r}; choose from {', '.join(known)}"
 
 
