@@ -11,7 +11,7 @@ import numpy as np
 
 from auditor.explain import answers_at, disputed_positions, excerpt, fmt, list_indices
 from auditor.model import Finding
-from auditor.oracle import maximizers
+from auditor.oracle import maximizers, oriented
 from auditor.reproduce import reproducer
 
 NAME = "regression"
@@ -108,11 +108,10 @@ def _finding(observations, case, target, old_target, new, old, versions):
                        targets=[target.id, old_target.id], evidence=evidence,
                        reproducer=reproducer(case, target, bundle_path=observations.bundle_path,
                                              show="api" if not new.failed else "call"))
-    seen = case.seen(target.dtype)
     expected = case.reference(target.dtype, target.sense)
     first = positions[0]
-    row = case.row(seen, first)
-    keyed = case.row(case.ordered(target.dtype, target.sense), first)  # argmin: negated
+    row = case.seen_row(target.dtype, first)
+    keyed = oriented(row, target.sense)  # argmin: negated
     picks = [int(old.indices[first]), int(new.indices[first])]
     cause = _cause(keyed, picks)
     direction = _direction(new.indices, old.indices, expected, positions, target)
