@@ -14,7 +14,7 @@ import uuid
 
 import numpy as np
 
-from . import files, schema
+from . import files, lean, schema
 from .errors import BundleError, UserError
 from .model import Case, Finding, Observations, Outcome, Target
 
@@ -24,7 +24,8 @@ from .model import Case, Finding, Observations, Outcome, Target
 #    and compiles (0); summary.timing compile_s and compiles; cases[].sense ("": every op) and
 #    cases[].dtypes ([]: every dtype of the values' family); case arrays of float64, integers and
 #    bool beside float32; metadata.recovered (set by a reader that fell back to the checkpoint
-#    before a torn save).
+#    before a torn save); cases[].origin (where a user input came from, with its sha256) and lean
+#    cases (array null; values_dtype, lean.rows/positions/references: auditor/lean.py).
 FORMAT_VERSION = 1
 WRITE_ID = "meta/write_id"
 RESULTS = "results.json"
@@ -122,8 +123,16 @@ def _float(value):
 
 
 def encode(observations, findings, metadata, environment, summary):
-    """Return (results document, arrays dict) for a bundle."""
-    arrays = {f"case/{case.id}": case.values for case in observations.cases.values()}
+    """Return (results document, arrays dict) for a bundle; a lean case (auditor/lean.py) keeps
+    its origin, answers and disputed rows instead of its values (the rows once the run is checked,
+    `summary` holding a verdict)."""
+    arrays, leaner = {}, {}
+    for case in observations.cases.values():
+        if case.lean:
+            leaner[case.id] = lean.encode(case, observations, findings, arrays,
+                                          "verdict" in summary)
+        else:
+            arrays[f"case/{case.id}"] = case.values
     records = []
     for (target_id, case_id), outcomes in observations.outcomes.items():
         entries = []
@@ -148,7 +157,8 @@ def encode(observations, findings, metadata, environment, summary):
         "cases": [{"id": c.id, "tags": list(c.tags), "shape": list(c.shape), "dim": c.dim,
                    "keepdim": c.keepdim, "layout": c.layout, "note": c.note,
                    "must_raise": c.must_raise, "array": f"case/{c.id}", "sense": c.sense,
-                   "dtypes": list(c.dtypes)}
+                   "dtypes": list(c.dtypes),
+                   **({"origin": c.origin} if c.origin else {}), **leaner.get(c.id, {})}
                   for c in observations.cases.values()],
         "observations": records,
         "startup_errors": observations.startup_errors,
@@ -289,10 +299,12 @@ MIGRATIONS = {}
 def _decode(document, arrays, path):
     observations = Observations(bundle_path=os.path.abspath(path))
     for c in document["cases"]:
-        observations.cases[c["id"]] = Case(c["id"], arrays[c["array"]], c["dim"], c["keepdim"],
+        values, stored = (arrays[c["array"]], None) if c["array"] else lean.decode(c, arrays)
+        observations.cases[c["id"]] = Case(c["id"], values, c["dim"], c["keepdim"],
                                            c.get("layout", "contiguous"), tuple(c.get("tags", ())),
                                            c.get("note", ""), c.get("sense", ""),
-                                           tuple(c.get("dtypes", ())))
+                                           tuple(c.get("dtypes", ())), origin=c.get("origin"),
+                                           lean=not c["array"], stored=stored)
     for t in document["targets"]:
         target = Target(**{k: v for k, v in t.items() if k in schema.TARGET_FIELDS})
         observations.targets[target.id] = target

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -149,11 +150,17 @@ class Case:
         """Return (tie policy, NaN policy) of the answer `indices` (see oracle.policies)."""
         if self.values.size == 0 or self.values.ndim == 0:
             return "none", "none"
-        if self.dim is None:
-            indices = np.asarray(indices).reshape(1)
-        elif self.keepdim:
-            indices = np.squeeze(indices, self.axis)
-        return chunks.policies(self.values, self._orders(dtype, sense), self.axis, indices)
+        key = ("policies", dtype, sense, answers_key(indices))
+        if self.stored is not None and key[1:] in self.stored.policies:
+            return self.stored.policies[key[1:]]
+        if key not in self._cache:
+            if self.dim is None:
+                indices = np.asarray(indices).reshape(1)
+            elif self.keepdim:
+                indices = np.squeeze(indices, self.axis)
+            self._cache[key] = chunks.policies(self.values, self._orders(dtype, sense), self.axis,
+                                               indices)
+        return self._cache[key]
 
     def source_row(self, position):
         """Return the source values output `position` reduces over (a lean case's from its
@@ -198,6 +205,12 @@ class Case:
         if len(position) == 1:
             return f"row {position[0]}"
         return f"position {position}"
+
+
+def answers_key(indices):
+    """Return a short key of an answer array (its shape and the sha256 of its int64 bytes)."""
+    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    return f"{'x'.join(map(str, indices.shape))}:{hashlib.sha256(indices.tobytes()).hexdigest()}"
 
 
 @dataclass(frozen=True)
