@@ -328,8 +328,9 @@ def _cases(suite, seed, patterns, previous, input_files=(), input_dim=-1, arrays
         if case.id not in known:
             cases.append(case)
         elif lean.same_input(case, known[case.id]) is False:
-            raise UserError(f"--input {lean.changed_input(case, known[case.id])}; refused: "
-                            "save a new baseline, or rename the file to audit it as a new case")
+            raise UserError(f"--input gives case {case.id} other values than {where} holds: "
+                            f"{lean.changed_input(case, known[case.id])}; save a new baseline, "
+                            "or rename the file to audit it as a new case")
         elif isinstance(known[case.id].values, lean.LeanValues):
             known[case.id].values = case.values  # the baseline kept no copy: the file's, same hash
         elif not same_case(case, known[case.id]):

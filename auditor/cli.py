@@ -196,7 +196,7 @@ def compare(old_path, new_path, html_file, fail_on, config, junit, summary_md, j
     if not paired:
         raise UserError(f"no target of {new_path} has a target of the same framework, device, "
                         f"dtype and variant in {old_path}; nothing to compare")
-    differ = [text for text in (lean.changed_input(case, old[0].cases[case.id])
+    differ = [text for text in (lean.changed_input(case, old[0].cases[case.id], old_path)
                                 for case in observations.cases.values() if case.id in old[0].cases)
               if text]  # user inputs whose file changed: said, never compared
     if not compared:

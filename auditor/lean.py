@@ -11,15 +11,18 @@ a row the bundle did not keep loads it from there; without the file it is one li
 import hashlib
 import json
 import os
+import re
 
 import numpy as np
 
 from .errors import UserError
-from .files import amount, printable
+from .files import printable
 from .model import answers_key
 
-#: A user input larger than this (its values' bytes) is kept lean in the bundle.
+#: A user input larger than this (its values' bytes) is kept lean in the bundle, unless the
+#: environment variable below says another size.
 THRESHOLD = 64 << 20
+THRESHOLD_VARIABLE = "ARGMAX_AUDIT_LEAN_BYTES"
 #: The share of a lean input's bytes its stored rows may take beyond the rows findings cite first.
 ROWS_SHARE = 0.02
 #: The rows of each finding always kept (its reproducer loads them).
@@ -46,6 +49,19 @@ def array_sha256(values, block=HASH_BLOCK):
     return digest.hexdigest()
 
 
+def threshold():
+    """Return the size past which a user input is kept lean: THRESHOLD_VARIABLE or THRESHOLD."""
+    given = os.environ.get(THRESHOLD_VARIABLE, "").strip()
+    if not given:
+        return THRESHOLD
+    found = re.fullmatch(r"(\d+)\s*([KMG]i?B?)?", given, re.IGNORECASE)
+    if not found:
+        raise UserError(f"{THRESHOLD_VARIABLE}={printable(given)!r} is not a size (bytes, or like "
+                        "512M, 2G)")
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get((found.group(2) or " ")[0].upper(), 1)
+    return int(found.group(1)) * scale
+
+
 def mark(cases, store_inputs=False):
     """Mark the user cases over THRESHOLD lean (none with `store_inputs`); give every user case
     with an origin and no hash its array's sha256. Return `cases`."""
@@ -60,7 +76,7 @@ def mark(cases, store_inputs=False):
             case.origin["sha256"] = hashes[path]
         elif not case.origin.get("sha256") and not isinstance(case.values, LeanValues):
             case.origin["sha256"] = array_sha256(case.values)
-        case.lean = not store_inputs and case.values.nbytes > THRESHOLD
+        case.lean = not store_inputs and case.values.nbytes > threshold()
     return cases
 
 
@@ -72,12 +88,12 @@ def same_input(case, old):
     return a == b and case.origin.get("key") == old.origin.get("key")
 
 
-def changed_input(case, old):
-    """Say in words how the input of `case` differs from baseline case `old`, or return None."""
+def changed_input(case, old, then="the baseline"):
+    """Say in words how the input of `case` differs from case `old` (of `then`), or return None."""
     if same_input(case, old) is not False:
         return None
-    return (f"case {case.id}: the input differs ({_where(old)} sha256 {old.origin['sha256']} in "
-            f"the baseline, {_where(case)} sha256 {case.origin['sha256']} now)")
+    return (f"the input of case {case.id} differs ({_where(old)} sha256 {old.origin['sha256']} "
+            f"in {then}, {_where(case)} sha256 {case.origin['sha256']} now)")
 
 
 def _where(case):
@@ -125,8 +141,8 @@ def load_origin(case_id, origin, shape, dtype, dim=-1):
     from . import inputs  # the readers of every input format
 
     path = (origin or {}).get("path")
-    keep = ("the bundle keeps no copy of it (a lean bundle: inputs over "
-            f"{amount(THRESHOLD)}; run the audit with --store-inputs to keep one)")
+    keep = ("the bundle keeps no copy of it (a lean bundle: large inputs are kept as their "
+            "path and sha256; run the audit with --store-inputs to keep one)")
     if not path or not os.path.isfile(path):
         where = f"its input {printable(str(path))} is not there" if path else "it was an array"
         raise UserError(f"case {case_id}: {keep}, and {where}")

@@ -134,7 +134,8 @@ def test_compare_says_when_inputs_differ(small_threshold, tmp_path, audit):
     _bundle(tmp_path / "new", path)
     result = audit("compare", "old", "new")
     assert result.code == 2
-    assert "input differs" in result.err and result.err.count("sha256") == 2
+    assert "the input of case user:logits.npy differs" in result.err
+    assert result.err.count("sha256") == 2 and "in old," in result.err
 
 
 def test_a_baseline_of_a_changed_input_file_is_refused_with_both_hashes(small_threshold, tmp_path):
@@ -182,3 +183,25 @@ def test_sha256_is_streamed_in_blocks(tmp_path):
     expected = hashlib.sha256(data.tobytes()).hexdigest()
     assert lean.file_sha256(tmp_path / "x.bin", block=999) == expected
     assert lean.array_sha256(data, block=1000) == expected
+
+
+@pytest.mark.slow
+def test_a_run_keeps_a_large_input_lean_and_its_baseline_refuses_a_changed_file(
+        audit, helpers, tmp_path, monkeypatch):
+    monkeypatch.setenv(lean.THRESHOLD_VARIABLE, "1K")
+    path = _logits(tmp_path / "logits.npy")
+    kernel = os.path.join(os.path.dirname(os.path.abspath(__file__)), "impls", "last_tie.py")
+    first = audit(*helpers.SMALL, "--impl", f"numpy:{kernel}:argmax", "--input", path,
+                  "--cases", "user", "--out", "old", "--save-baseline", "base.npz")
+    assert first.code == 1, first.err
+    case = first.results["cases"][0]
+    assert case["array"] is None and case["origin"]["sha256"] == lean.file_sha256(path)
+    assert sorted(map(tuple, np.load(tmp_path / "old" / "arrays.npz")[
+        f"rowpos/{case['id']}"].tolist())) == [(5,), (40,)]
+    assert audit("report", "old").code == 1
+    again = audit(*helpers.SMALL, "--baseline", "base.npz", "--out", "same")
+    assert again.code == 0, again.err  # the file as it was: read from its path, no regression
+    before = lean.file_sha256(path)
+    _logits(path, tie_rows=(6,))
+    line = helpers.one_line_error(audit(*helpers.SMALL, "--baseline", "base.npz"))
+    assert before in line and lean.file_sha256(path) in line
