@@ -28,7 +28,7 @@ from .checks import run_checks
 from .checks.regression import same_case
 from .environment import inventory
 from .errors import AuditError, AuditFailed, UserError
-from .inputs import array_cases, load_inputs
+from .inputs import array_cases, load_inputs, own_dtypes
 from .model import DTYPES, SEVERITIES, Observations
 from .progress import Progress
 from .replay import replayed_cases
@@ -129,6 +129,7 @@ def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=Non
     found = lean.mark(_cases(suite, seed, patterns, previous, files, input_dim, arrays,
                              replayed_cases(_list(cases_from))),  # --cases-from: replay.py
                       store_inputs)
+    dtypes = own_dtypes(found, dtypes)  # a float16 or bfloat16 input runs in its own dtype too
     fail_on = fail_on or rules.fail_on or "error"
     if fail_on not in ("warning", "error"):
         raise UserError(f"fail_on must be warning or error, got {fail_on!r}")

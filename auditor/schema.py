@@ -167,7 +167,8 @@ TARGET = fields(("id", "framework", "device", "dtype"), id=STR, framework=BACKEN
                 index_dtype=STR, op=OP_NAME, settings=mapping(SCALAR))
 SHA256 = name_like(re.compile(r"[0-9a-f]{64}"), "a sha256 in hex")
 ORIGIN = fields(path=OPT_STR, size=integer(null=True), format=STR, key=OPT_STR,
-                offset=integer(null=True), sha256=SHA256)
+                offset=integer(null=True), sha256=SHA256,
+                dtype=name_like(re.compile(r"[a-z][a-z0-9_]{0,31}"), "a dtype name"))
 POLICY = one_of(("none", "first", "last", "other", "mixed", "later-nan", "ignores-nan"))
 LEAN = fields(rows=STR, positions=STR, references=array(fields(
     ("dtype", "sense", "array"), dtype=one_of(DTYPES), sense=one_of(("max", "min")), array=STR)),

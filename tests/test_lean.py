@@ -205,3 +205,32 @@ def test_a_run_keeps_a_large_input_lean_and_its_baseline_refuses_a_changed_file(
     _logits(path, tie_rows=(6,))
     line = helpers.one_line_error(audit(*helpers.SMALL, "--baseline", "base.npz"))
     assert before in line and lean.file_sha256(path) in line
+
+
+def test_a_half_precision_input_is_audited_in_its_own_dtype_too(tmp_path):
+    from auditor.cases import build_suite
+    from auditor.inputs import own_dtypes
+
+    np.save(tmp_path / "half.npy", np.ones((4, 8), np.float16))
+    np.save(tmp_path / "full.npy", np.ones((4, 8), np.float32))
+    given = load_inputs([tmp_path / "half.npy", tmp_path / "full.npy"])
+    suite = build_suite("quick", 0)[:3]
+    assert own_dtypes(suite + given, []) == []  # every dtype runs anyway
+    assert own_dtypes(suite + given, ["float16", "float32"]) == ["float16", "float32"]
+    assert all(c.dtypes == () for c in suite + given)
+    assert own_dtypes(suite + given, ["float32"]) == ["float32", "float16"]
+    half, full = given
+    assert half.origin["dtype"] == "float16" and half.dtypes == ("float32", "float16")
+    assert full.dtypes == ("float32",)
+    assert all(c.dtypes == ("float32",) for c in suite if c.family == "float")
+    assert half.values.dtype == np.float32  # widened exactly: each target narrows it back
+
+
+@pytest.mark.slow
+def test_a_bfloat16_file_runs_on_bfloat16_targets(audit, helpers, tmp_path):
+    import torch
+    torch.save({"logits": torch.randn(16, 40).to(torch.bfloat16)}, tmp_path / "out.pt")
+    result = audit(*helpers.SMALL, "--input", "out.pt", "--cases", "user")
+    assert result.code == 0, result.err
+    assert {t["dtype"] for t in result.results["targets"]} == {"float32", "bfloat16"}
+    assert result.results["cases"][0]["origin"]["dtype"] == "bfloat16"
