@@ -9,9 +9,10 @@ inputs take one block, so they are computed exactly as before.
 """
 import numpy as np
 
-from .oracle import first_true, maximizers, merge_classes, policy_classes, row_facts
+from .oracle import merge_classes, policy_classes
 
-#: The source bytes one block of rows may take (the converted copy is at most twice that).
+#: The source bytes one block of rows may take (read when a block is cut, so tests may change it;
+#: a block's temporaries take a few times as much).
 CHUNK_BYTES = 64 << 20
 
 
@@ -23,9 +24,10 @@ def split_axis(ndim, axis):
     return 0 if axis != 0 else 1
 
 
-def blocks(shape, axis, itemsize, chunk_bytes=CHUNK_BYTES):
+def blocks(shape, axis, itemsize, chunk_bytes=None):
     """Yield index tuples that select consecutive blocks of whole rows (along `axis`) of an
     array of `shape`, each of at most `chunk_bytes` (at least one row's slice)."""
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     split = split_axis(len(shape), axis)
     if split is None:
         yield ()
@@ -42,17 +44,18 @@ def output_index(block, axis):
     return block if split < axis else block[:axis] + block[axis + 1:]
 
 
-def flat_blocks(size, itemsize, chunk_bytes=CHUNK_BYTES):
+def flat_blocks(size, itemsize, chunk_bytes=None):
     """Yield (start, stop) of consecutive flat blocks of at most `chunk_bytes`."""
-    step = max(1, chunk_bytes // itemsize)
+    step = max(1, (chunk_bytes or CHUNK_BYTES) // itemsize)
     for start in range(0, size, step):
         yield start, min(start + step, size)
 
 
-def reference(source, convert, dim, keepdim, chunk_bytes=CHUNK_BYTES):
+def reference(source, convert, dim, keepdim, chunk_bytes=None, summary=None):
     """Return the reference indices (int64) of `source` reduced over `dim`, where `convert`
     turns a block of source values into the values the rule orders (the target's dtype, widened,
-    negated for argmin); the same answer as `oracle.reference_argmax` on the whole input."""
+    negated for argmin); the same answer as `oracle.reference_argmax` on the whole input.
+    `summary` is the `row_summary` of these rows where it is known already."""
     shape = tuple(source.shape)
     if source.size == 0 and (dim is None or shape[dim] == 0):
         raise ValueError("argmax of an empty sequence is undefined")
@@ -64,11 +67,42 @@ def reference(source, convert, dim, keepdim, chunk_bytes=CHUNK_BYTES):
         if dim is None:
             return index.reshape((1,) * len(shape)) if keepdim else np.asarray(index)
         return np.expand_dims(np.asarray(index), 0) if keepdim else np.asarray(index)
-    out = np.empty(shape[:axis] + shape[axis + 1:], dtype=np.int64)
+    first = (summary or row_summary(source, convert, axis, chunk_bytes))["first"]
+    return np.expand_dims(first, axis) if keepdim else first
+
+
+def row_summary(source, convert, axis, chunk_bytes=None):
+    """Return, per row of `source` along `axis` (rank 2 or more), what the reference and the
+    policies need, computed in one pass of blocks: `first` (the reference: the first NaN, else
+    the first maximum), `skipping` (the first maximum of the other values), `last` (the last
+    maximum), `ties` (two or more maxima, no NaN) and `has_nan` (NaN beside other values)."""
+    shape = tuple(source.shape)
+    out_shape = shape[:axis] + shape[axis + 1:]
+    found = {name: np.empty(out_shape, dtype=kind) for name, kind in (
+        ("first", np.int64), ("skipping", np.int64), ("last", np.int64), ("ties", bool),
+        ("has_nan", bool))}
+    length = shape[axis]
     for block in blocks(shape, axis, source.dtype.itemsize, chunk_bytes):
         values = convert(source[block])
-        out[output_index(block, axis)] = first_true(maximizers(values, axis), axis)
-    return np.expand_dims(out, axis) if keepdim else out
+        where = output_index(block, axis)
+        if values.dtype.kind == "f":
+            nan = np.isnan(values)
+            any_nan, all_nan = nan.any(axis=axis), nan.all(axis=axis)
+            first_nan = nan.argmax(axis=axis)
+            values = np.where(nan, -np.inf, values)
+            del nan
+        else:
+            any_nan = all_nan = np.zeros(values.shape[:axis] + values.shape[axis + 1:], bool)
+            first_nan = 0
+        top = values == values.max(axis=axis, keepdims=True)
+        del values
+        skipping = top.argmax(axis=axis)
+        found["skipping"][where] = skipping
+        found["first"][where] = np.where(any_nan, first_nan, skipping)
+        found["last"][where] = length - 1 - np.flip(top, axis=axis).argmax(axis=axis)
+        found["ties"][where] = (top.sum(axis=axis) >= 2) & ~any_nan
+        found["has_nan"][where] = any_nan & ~all_nan
+    return found
 
 
 def _flat_first_maximum(source, convert, chunk_bytes):
@@ -87,22 +121,33 @@ def _flat_first_maximum(source, convert, chunk_bytes):
     return best
 
 
-def policies(source, convert, axis, indices, chunk_bytes=CHUNK_BYTES):
+def policies(source, convert, axis, indices, chunk_bytes=None, summary=None):
     """Return (tie policy, NaN policy) of the answers `indices` (the reduced `axis` removed; for a
     whole-input reduction `axis` None and `indices` one number), as `oracle.policies` reads them
-    from the facts of every row, gathered block by block."""
-    ties, nans = [], []
+    from the facts of every row: the `row_summary` (given, or computed here) and whether the
+    value each answer picked is NaN (read at the answers alone)."""
     shape = tuple(source.shape)
     if axis is None or len(shape) == 1:
         facts = _flat_facts(source, convert, chunk_bytes)
-        ties, nans = policy_classes(facts, np.asarray(indices).reshape(1))
-    else:
-        for block in blocks(shape, axis, source.dtype.itemsize, chunk_bytes):
-            facts = row_facts(convert(source[block]), axis)
-            tie, nan = policy_classes(facts, indices[output_index(block, axis)])
-            ties += tie
-            nans += nan
-    return merge_classes(ties), merge_classes(nans)
+        return tuple(map(merge_classes, policy_classes(facts, np.asarray(indices).reshape(1))))
+    summary = summary or row_summary(source, convert, axis, chunk_bytes)
+    length = shape[axis]
+    inside = (indices >= 0) & (indices < length)
+    at = np.expand_dims(np.where(inside, indices, 0), axis)
+    picked = convert(np.take_along_axis(source, at, axis=axis))
+    picked_nan = (np.isnan(picked) if picked.dtype.kind == "f" else np.zeros(picked.shape, bool))
+    facts = dict(summary, axis=axis, length=length, nan=_Picked(picked_nan.squeeze(axis)))
+    return tuple(map(merge_classes, policy_classes(facts, indices)))
+
+
+class _Picked:
+    """Whether the value each answer picked is NaN, known at the answers alone."""
+
+    def __init__(self, mask):
+        self.mask = mask
+
+    def picked(self, indices):
+        return self.mask
 
 
 def _flat_facts(source, convert, chunk_bytes):
@@ -152,6 +197,6 @@ class _SparseMask:
     def __init__(self, positions):
         self.positions = positions
 
-    def picked(self, index):
-        return np.asarray([int(index) in self.positions])
+    def picked(self, indices):
+        return np.asarray([int(np.asarray(indices).reshape(-1)[0]) in self.positions])
 

@@ -143,8 +143,19 @@ class Case:
         if key not in self._cache:
             stored = self.stored.references.get((dtype, sense)) if self.stored else None
             self._cache[key] = stored if stored is not None else chunks.reference(
-                self.values, self._orders(dtype, sense), self.dim, self.keepdim)
+                self.values, self._orders(dtype, sense), self.dim, self.keepdim,
+                summary=self._summary(dtype, sense))
         return self._cache[key]
+
+    def _summary(self, dtype, sense):
+        """Return the per-row facts of `chunks.row_summary` (computed once), or None where the
+        rows are the whole input (dim=None, or a vector)."""
+        if self.dim is None or self.values.ndim < 2 or self.values.shape[self.axis] == 0:
+            return None
+        if ("summary", dtype, sense) not in self._cache:
+            self._cache["summary", dtype, sense] = chunks.row_summary(
+                self.values, self._orders(dtype, sense), self.axis)
+        return self._cache["summary", dtype, sense]
 
     def policies(self, dtype, indices, sense="max"):
         """Return (tie policy, NaN policy) of the answer `indices` (see oracle.policies)."""
@@ -159,7 +170,7 @@ class Case:
             elif self.keepdim:
                 indices = np.squeeze(indices, self.axis)
             self._cache[key] = chunks.policies(self.values, self._orders(dtype, sense), self.axis,
-                                               indices)
+                                               indices, summary=self._summary(dtype, sense))
         return self._cache[key]
 
     def source_row(self, position):

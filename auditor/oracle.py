@@ -104,11 +104,11 @@ def policies(facts, indices):
 def policy_classes(facts, indices):
     """Return ([tie classes], [NaN classes]) that the answers `indices` show on the rows of
     `facts`, in the order `policies` names them; classes of several blocks of rows concatenate.
-    `facts["nan"]` may be a mask with a `picked(index)` method (one whole-input row)."""
+    `facts["nan"]` may instead say only whether each answer picked a NaN (`picked(indices)`)."""
     axis, first, last, ties, has_nan = (facts[k] for k in ("axis", "first", "last", "ties", "has_nan"))
     inside = (indices >= 0) & (indices < facts["length"])
     if hasattr(facts["nan"], "picked"):
-        picked_nan = facts["nan"].picked(np.asarray(indices).reshape(-1)[0]) & inside
+        picked_nan = facts["nan"].picked(indices) & inside
     else:
         at = np.expand_dims(np.where(inside, indices, 0), axis)
         picked_nan = np.take_along_axis(facts["nan"], at, axis=axis).squeeze(axis) & inside

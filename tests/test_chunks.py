@@ -87,8 +87,7 @@ def _boundary_case():
 
 
 def _findings(monkeypatch, chunk_bytes, impl="last_tie"):
-    monkeypatch.setattr(chunks.reference, "__defaults__", (chunk_bytes,))
-    monkeypatch.setattr(chunks.policies, "__defaults__", (chunk_bytes,))
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", chunk_bytes)
     observations = observe([_boundary_case()], {target(impl): PLANTED[impl]})
     return [f.to_json() for f in reference.check(observations, {})]
 
@@ -109,7 +108,7 @@ def test_the_boundary_tie_is_explained(monkeypatch):
 
 
 def test_correct_answers_stay_clean_in_small_blocks(monkeypatch):
-    monkeypatch.setattr(chunks.reference, "__defaults__", (32,))
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 32)
     case = _boundary_case()
     observations = observe([case], {target("ok"): lambda x, dim=None, keepdim=False:
                                     np.asarray(reference_argmax(x, dim, keepdim))})
@@ -117,7 +116,7 @@ def test_correct_answers_stay_clean_in_small_blocks(monkeypatch):
 
 
 def test_precision_flips_in_blocks(monkeypatch):
-    monkeypatch.setattr(chunks.reference, "__defaults__", (32,))
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 32)
     values = np.zeros((4, 8), dtype=np.float32)
     values[3, 2], values[3, 5] = 1.0, 1.0001  # bfloat16 ties them: the first wins there
     case = Case("user:flip", values, dim=-1, tags=("user",))
