@@ -66,7 +66,7 @@ def test_store_inputs_keeps_the_copy(small_threshold, tmp_path):
     path = _logits(tmp_path / "logits.npy")
     _, _, document = _bundle(tmp_path / "b", path, store=True)
     case = document["cases"][0]
-    assert case["array"] == f"case/{case['id']}" and "lean" not in case
+    assert case["array"].startswith("inputs/") and "lean" not in case
     assert case["origin"]["sha256"] == lean.file_sha256(path)
 
 
@@ -234,3 +234,46 @@ def test_a_bfloat16_file_runs_on_bfloat16_targets(audit, helpers, tmp_path):
     assert result.code == 0, result.err
     assert {t["dtype"] for t in result.results["targets"]} == {"float32", "bfloat16"}
     assert result.results["cases"][0]["origin"]["dtype"] == "bfloat16"
+
+
+def test_a_large_input_kept_whole_is_written_once(small_threshold, tmp_path):
+    path = _logits(tmp_path / "logits.npy")
+    observations, findings, document = _bundle(tmp_path / "b", path, store=True)
+    name = document["cases"][0]["array"]
+    assert name.startswith("inputs/") and name.endswith(".npy")
+    where = tmp_path / "b" / name
+    np.testing.assert_array_equal(np.load(where), np.load(path))
+    with zipfile.ZipFile(tmp_path / "b" / "arrays.npz") as archive:
+        assert not [n for n in archive.namelist() if n.startswith(("inputs/", "case/"))]
+    before = os.stat(where)
+    for _ in range(2):  # checkpoints and the final save leave the file as it is
+        bundle.write(str(tmp_path / "b"), observations, findings, document["metadata"], {},
+                     document["summary"])
+    after = os.stat(where)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    read, _, _ = bundle.read(str(tmp_path / "b"))
+    case = next(iter(read.cases.values()))
+    np.testing.assert_array_equal(case.values, np.load(path))
+    assert not case.values.flags.writeable
+    baselines.save(str(tmp_path / "base.npz"), read, findings, document["metadata"], {},
+                   document["summary"])
+    again = next(iter(baselines.load(str(tmp_path / "base.npz"))[0].cases.values()))
+    np.testing.assert_array_equal(again.values, np.load(path))
+
+
+@pytest.mark.parametrize("damage", ["link", "truncated", "missing"])
+def test_a_damaged_input_file_of_a_bundle_is_refused_in_one_line(small_threshold, tmp_path,
+                                                                 damage):
+    path = _logits(tmp_path / "logits.npy")
+    _, _, document = _bundle(tmp_path / "b", path, store=True)
+    where = tmp_path / "b" / document["cases"][0]["array"]
+    if damage == "link":
+        os.unlink(where)
+        os.symlink(path, where)
+    elif damage == "truncated":
+        where.write_bytes(where.read_bytes()[:-100])
+    else:
+        os.unlink(where)
+    with pytest.raises(BundleError) as error:
+        bundle.read(str(tmp_path / "b"))
+    assert "\n" not in str(error.value)
