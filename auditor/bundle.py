@@ -7,7 +7,6 @@ stays in the folder as `.previous-*`: a save torn by a kill between the two rena
 that last consistent checkpoint. A bundle read from elsewhere is bounded and validated in full
 (`files`, `schema`) before any check or renderer sees it.
 """
-import hashlib
 import json
 import os
 import re
@@ -175,14 +174,9 @@ def encode(observations, findings, metadata, environment, summary):
 
 def _array_name(case):
     """Return where a case's values are kept: `case/<id>` in ARRAYS, or, for a large user input
-    kept whole (--store-inputs), a file of its own under INPUTS named by its origin's sha256,
-    written once and never again by later checkpoints."""
-    origin = case.origin or {}
-    if not origin.get("sha256") or case.values.nbytes <= lean.threshold():
-        return f"case/{case.id}"
-    digest = hashlib.sha256(json.dumps([origin["sha256"], origin.get("key"), list(case.shape),
-                                        case.values.dtype.name]).encode()).hexdigest()
-    return f"{INPUTS}/{digest}.npy"
+    kept whole (--store-inputs), a file of its own under INPUTS (`lean.stored_name`), written
+    once and never again by later checkpoints."""
+    return lean.stored_name(case) or f"case/{case.id}"
 
 
 def _write_inputs(path, arrays):

@@ -264,6 +264,17 @@ def combine(case, other):
     return case
 
 
+def stored_name(case):
+    """Return the file under the bundle's `inputs/` a large user input kept whole is written to,
+    named by its origin's sha256 and what was read from it; None for every other case."""
+    origin = case.origin or {}
+    if case.lean or not origin.get("sha256") or case.values.nbytes <= threshold():
+        return None
+    digest = hashlib.sha256(json.dumps([origin["sha256"], origin.get("key"), list(case.shape),
+                                        case.values.dtype.name]).encode()).hexdigest()
+    return f"inputs/{digest}.npy"
+
+
 def reproducer_input(case, positions, bundle_path):
     """Return (the case a lean case's reproducer calls on, its positions, the lines that build
     its `values`): the rows at the first `positions` as they were kept in the bundle, or, with
@@ -291,5 +302,6 @@ def reproducer_input(case, positions, bundle_path):
     lines = [f"arrays = np.load({arrays!r})",
              f"at = arrays[{'rowpos/' + case.id!r}].tolist()",
              f"values = arrays[{'rows/' + case.id!r}][[at.index(list(p)) for p in {picks}]]  "
-             f"# rows {', '.join(map(str, picks))} of {said}, kept in the bundle"]
+             f"# rows {', '.join(str(p[0]) if len(p) == 1 else str(p) for p in picks)} of "
+             f"{said}, kept in the bundle"]
     return shown, [(i,) for i in range(len(picks))], lines

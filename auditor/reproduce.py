@@ -58,6 +58,10 @@ def values_lines(case, bundle_path):
             return [f"values = np.full({shape}, {_literal(fill)}, dtype={kind})",
                     f"values.reshape(-1)[[{', '.join(str(i) for i in others)}]] = "
                     f"[{', '.join(_literal(flat[i]) for i in others)}]"]
+    kept = lean.stored_name(case)  # a large input kept whole: a file of its own
+    if kept:
+        return [f"values = np.load({bundle_path + '/' + kept!r})  # the input's exact values, "
+                "saved by the audit"]
     return [f"values = np.load({bundle_path + '/arrays.npz'!r})[{'case/' + case.id!r}]  "
             "# the case's exact values, saved by the audit"]
 

@@ -241,6 +241,8 @@ def test_a_large_input_kept_whole_is_written_once(small_threshold, tmp_path):
     observations, findings, document = _bundle(tmp_path / "b", path, store=True)
     name = document["cases"][0]["array"]
     assert name.startswith("inputs/") and name.endswith(".npy")
+    tie = next(f for f in findings if f.kind == "tie_break" and f.check == "reference")
+    assert f"np.load({str(tmp_path / 'b' / name)!r})" in tie.reproducer
     where = tmp_path / "b" / name
     np.testing.assert_array_equal(np.load(where), np.load(path))
     with zipfile.ZipFile(tmp_path / "b" / "arrays.npz") as archive:
@@ -277,3 +279,24 @@ def test_a_damaged_input_file_of_a_bundle_is_refused_in_one_line(small_threshold
     with pytest.raises(BundleError) as error:
         bundle.read(str(tmp_path / "b"))
     assert "\n" not in str(error.value)
+
+
+def test_a_lean_reproducer_runs_on_the_rows_the_bundle_kept(small_threshold, tmp_path):
+    import subprocess
+    import sys
+
+    from auditor.model import Target
+    from auditor.reproduce import reproducer
+
+    path = _logits(tmp_path / "logits.npy")
+    _, findings, _ = _bundle(tmp_path / "b", path)
+    os.unlink(path)
+    observations, _, _ = bundle.read(str(tmp_path / "b"))
+    case = next(iter(observations.cases.values()))
+    tie = next(f for f in findings if f.kind == "tie_break" and f.check == "reference")
+    script = reproducer(case, Target("numpy", "cpu", "float32"), tie.positions, str(tmp_path / "b"))
+    assert "rows 5, 40 of" in script and "sha256" in script
+    assert "the reference (first maximum, first NaN) is [3, 3]" in script
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("[3, 3]")  # numpy's first of the tied maxima at 3 and 20
