@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from synthetic import PLANTED, observe, target
 
 from auditor import chunks
-from auditor.checks import precision, reference
+from auditor.checks import precision, reference, run_checks
 from auditor.model import Case
 from auditor.oracle import oriented, policies, reference_argmax, row_facts
 from auditor.worker.casting import seen_values
@@ -127,3 +127,22 @@ def test_precision_flips_in_blocks(monkeypatch):
     found = precision.check(observations, {})
     assert len(found) == 1 and found[0].positions == [[3]]
     assert found[0].evidence["picks"] == [5, 2]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 12), st.integers(2, 9), st.integers(1, 200),
+       st.sampled_from(["last_tie", "nan_skip"]), st.randoms(use_true_random=False))
+def test_findings_are_the_same_in_any_block_size(rows, cols, chunk_bytes, impl, random):
+    """Every check's findings (sentences, positions, evidence) on a planted fault do not depend
+    on how the rows are cut into blocks."""
+    values = np.array([[random.choice([0.0, 1.0, 2.0, np.nan, 7.0]) for _ in range(cols)]
+                       for _ in range(rows)], dtype=np.float32)
+    impls = {target(impl): PLANTED[impl], target(None, "float32"): PLANTED["last_tie"],
+             target(None, "bfloat16"): PLANTED["last_tie"]}
+    found = []
+    for size in (chunk_bytes, chunks.CHUNK_BYTES):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(chunks, "CHUNK_BYTES", size)
+            observations = observe([Case("user:drawn", values, dim=-1, tags=("user",))], impls)
+            found.append([f.to_json() for f in run_checks(observations, {})])
+    assert found[0] == found[1]
