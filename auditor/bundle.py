@@ -5,7 +5,9 @@ folder is replaced, never written through), and the runner saves a checkpoint as
 so an interrupted run keeps what it measured. While a save replaces the pair, the pair before it
 stays in the folder as `.previous-*`: a save torn by a kill between the two renames falls back to
 that last consistent checkpoint. A bundle read from elsewhere is bounded and validated in full
-(`files`, `schema`) before any check or renderer sees it.
+(`files`, `schema`) before any check or renderer sees it. A large user input is kept lean (its
+origin, sha256, answers and disputed rows: auditor/lean.py), or, with --store-inputs, whole in a
+file of its own under `inputs/`, written once.
 """
 import json
 import os

@@ -25,6 +25,8 @@ THRESHOLD = 64 << 20
 THRESHOLD_VARIABLE = "ARGMAX_AUDIT_LEAN_BYTES"
 #: The share of a lean input's bytes its stored rows may take beyond the rows findings cite first.
 ROWS_SHARE = 0.02
+#: What a lean case's note says (the case browser and the summary show notes).
+LEAN_NOTE = "; the bundle keeps its sha256, answers and disputed rows, not a copy"
 #: The rows of each finding always kept (its reproducer loads them).
 CITED = 3
 HASH_BLOCK = 8 << 20
@@ -77,6 +79,7 @@ def mark(cases, store_inputs=False):
         elif not case.origin.get("sha256") and not isinstance(case.values, LeanValues):
             case.origin["sha256"] = array_sha256(case.values)
         case.lean = not store_inputs and case.values.nbytes > threshold()
+        case.note = case.note.replace(LEAN_NOTE, "") + (LEAN_NOTE if case.lean else "")
     return cases
 
 

@@ -48,6 +48,7 @@ def test_a_large_input_is_kept_as_hash_answers_and_disputed_rows(small_threshold
     observations, findings, document = _bundle(tmp_path / "b", path)
     case = document["cases"][0]
     assert case["array"] is None and case["values_dtype"] == "float32"
+    assert case["note"].endswith(lean.LEAN_NOTE)
     assert case["origin"]["path"] == os.path.abspath(path)
     assert case["origin"]["sha256"] == lean.file_sha256(path)
     assert case["origin"]["size"] == os.path.getsize(path)
@@ -67,6 +68,7 @@ def test_store_inputs_keeps_the_copy(small_threshold, tmp_path):
     _, _, document = _bundle(tmp_path / "b", path, store=True)
     case = document["cases"][0]
     assert case["array"].startswith("inputs/") and "lean" not in case
+    assert lean.LEAN_NOTE not in case["note"]
     assert case["origin"]["sha256"] == lean.file_sha256(path)
 
 
@@ -300,3 +302,20 @@ def test_a_lean_reproducer_runs_on_the_rows_the_bundle_kept(small_threshold, tmp
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("[3, 3]")  # numpy's first of the tied maxima at 3 and 20
+
+
+def test_a_lean_checkpoint_is_checked_from_the_file_or_refused_without_it(small_threshold,
+                                                                         tmp_path, audit):
+    path = _logits(tmp_path / "logits.npy")
+    cases = lean.mark(load_inputs([path]))
+    observations = observe(cases, {target("kernel"): PLANTED["last_tie"]})
+    bundle.write(str(tmp_path / "b"), observations, (), {"complete": False}, {"host": "h"},
+                 {"complete": False})  # a checkpoint: the run was killed before its checks
+    entry = json.loads((tmp_path / "b" / "results.json").read_text())["cases"][0]
+    assert entry["array"] is None and entry["lean"] == {}
+    result = audit("report", "b")
+    assert result.code == 3 and "tie_break" in result.out  # checked on the file, same sha256
+    os.unlink(path)
+    result = audit("report", "b")
+    assert result.code == 2 and "is not there" in result.err and "--store-inputs" in result.err
+    assert len(result.err.strip().splitlines()) == 1
