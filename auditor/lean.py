@@ -25,6 +25,8 @@ THRESHOLD = 64 << 20
 THRESHOLD_VARIABLE = "ARGMAX_AUDIT_LEAN_BYTES"
 #: The share of a lean input's bytes its stored rows may take beyond the rows findings cite first.
 ROWS_SHARE = 0.02
+#: The rounding flips per low dtype whose rows are kept (the precision check's margins read 200).
+FLIPS = 200
 #: What a lean case's note says (the case browser and the summary show notes).
 LEAN_NOTE = "; the bundle keeps its sha256, answers and disputed rows, not a copy"
 #: The rows of each finding always kept (its reproducer loads them).
@@ -179,8 +181,9 @@ class Stored:
 
 def kept_positions(case, observations, findings):
     """Return the output positions whose rows a lean bundle keeps: the first CITED of every
-    finding on `case` (its reproducer loads them), then the other positions findings cite and
-    where some answer left the reference, within ROWS_SHARE of the input's bytes."""
+    finding on `case` (its reproducer loads them), then the other positions findings cite, where
+    some answer left the reference, and where float16 or bfloat16 rounding moves the reference
+    (FLIPS of each), within ROWS_SHARE of the input's bytes."""
     if case.dim is None or case.must_raise or case.values.ndim == 0:
         return []
     first, more = [], []
@@ -196,6 +199,12 @@ def kept_positions(case, observations, findings):
                 continue
             expected = case.reference(target.dtype, target.sense)
             more += [tuple(int(i) for i in p) for p in np.argwhere(outcome.indices != expected)]
+    senses = {observations.targets[t].sense for t, c in observations.outcomes if c == case.id}
+    dtypes = {observations.targets[t].dtype for t, c in observations.outcomes if c == case.id}
+    for sense in senses if "float32" in dtypes else ():  # flips the precision check explains
+        for low in dtypes & {"float16", "bfloat16"}:
+            flips = np.argwhere(case.reference(low, sense) != case.reference("float32", sense))
+            more += [tuple(int(i) for i in p) for p in flips[:FLIPS]]
     row_bytes = max(1, case.shape[case.axis] * case.values.dtype.itemsize)
     room = max(0, int(ROWS_SHARE * case.values.nbytes) // row_bytes)
     first = list(dict.fromkeys(first))

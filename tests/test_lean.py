@@ -319,3 +319,23 @@ def test_a_lean_checkpoint_is_checked_from_the_file_or_refused_without_it(small_
     result = audit("report", "b")
     assert result.code == 2 and "is not there" in result.err and "--store-inputs" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_a_lean_bundle_keeps_the_rows_rounding_flips(small_threshold, tmp_path):
+    path = tmp_path / "near.npy"
+    values = np.zeros((50, 16), np.float32)
+    flips = list(range(2, 47, 3))  # 15 rows: more than a finding cites (10)
+    values[flips, 2], values[flips, 9] = 1.0, 1.0001  # bfloat16 ties them
+    np.save(path, values)
+    cases = lean.mark(load_inputs([path]))
+    observations = observe(cases, {target(None, "float32"): correct,
+                                   target(None, "bfloat16"): correct})
+    findings = run_checks(observations, {})
+    summary = dict(summarize(observations, findings, "error"), complete=True)
+    bundle.write(str(tmp_path / "b"), observations, findings, {}, {}, summary)
+    os.unlink(path)
+    read, _, _ = bundle.read(str(tmp_path / "b"))
+    again = run_checks(read, {})  # the precision check's margins read every flip's row
+    assert [(f.message, f.positions, f.evidence) for f in again] == \
+        [(f.message, f.positions, f.evidence) for f in findings]
+    assert {f.kind for f in again} == {"precision_drift"}
