@@ -425,7 +425,7 @@ def copy_case(case, **changes):
     """Return a new Case like `case` with `changes` (a fresh cache)."""
     fields = dict(id=case.id, values=case.values, dim=case.dim, keepdim=case.keepdim,
                   layout=case.layout, tags=case.tags, note=case.note, sense=case.sense,
-                  dtypes=case.dtypes)
+                  dtypes=case.dtypes, origin=case.origin)
     return Case(**{**fields, **changes})
 
 

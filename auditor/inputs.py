@@ -17,6 +17,7 @@ from . import files
 from .errors import UserError
 from .files import amount, npy_header, one_line, printable
 from .model import Case
+from .worker.casting import family
 
 SUPPORTED = (".npy", ".npz", ".pt", ".pth", ".safetensors")
 #: The most levels of dicts and lists a .pt file may nest its tensors in.
@@ -202,7 +203,33 @@ def make_case(source, key, values, dtype_name, dim):
     where = source.path if key is None else f"{source.path}, array {key!r}"
     note = f"from {printable(where)}: {dtype_name}, shape {shape}{conversion}"
     case_id = f"user:{source.name}" if key is None else f"user:{source.name}:{key}"
-    return Case(printable(case_id), floats, dim=case_dim, tags=("user",), note=note)
+    return Case(printable(case_id), floats, dim=case_dim, tags=("user",), note=note,
+                origin=dict(origin_of(source, key), dtype=dtype_name))
+
+
+def origin_of(source, key):
+    """Return where the array `key` of `source` came from (its sha256 is added by auditor/lean)."""
+    if source.path.startswith("inputs["):
+        return {"path": None, "size": None, "format": "array", "key": None, "offset": None}
+    return {"path": os.path.abspath(source.path), "size": os.path.getsize(source.path),
+            "format": os.path.splitext(source.path)[1].lower(), "key": key, "offset": None}
+
+
+def own_dtypes(cases, asked):
+    """Return the dtypes `asked` for plus the float16 and bfloat16 of inputs stored in those
+    types, so each is audited in its own dtype too; where one is added, every case runs in the
+    dtypes asked for, and an input of it in its own as well."""
+    extra = list(dict.fromkeys(c.origin.get("dtype") for c in cases if c.origin
+                               and c.origin.get("dtype") in ("float16", "bfloat16")
+                               and c.origin.get("dtype") not in asked))
+    if not asked or not extra:
+        return asked
+    for case in cases:
+        own = [case.origin["dtype"]] if case.origin and case.origin.get("dtype") in extra else []
+        allowed = tuple(d for d in asked if family(d) == case.family) + tuple(own)
+        if allowed and not case.dtypes:
+            case.dtypes = allowed
+    return [*asked, *extra]
 
 
 def check_numeric(source, key, dtype):
