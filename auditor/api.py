@@ -22,13 +22,13 @@ import threading
 import time
 
 from . import baseline as baselines
-from . import bundle, envs, options, policy, registry
+from . import bundle, envs, lean, options, policy, registry
 from .cases import SUITES, build_suite, select
 from .checks import run_checks
 from .checks.regression import same_case
 from .environment import inventory
 from .errors import AuditError, AuditFailed, UserError
-from .inputs import array_cases, load_inputs
+from .inputs import array_cases, load_inputs, own_dtypes
 from .model import DTYPES, SEVERITIES, Observations
 from .progress import Progress
 from .replay import replayed_cases
@@ -80,15 +80,16 @@ class Result:
 
 def audit(impls=(), *, frameworks=None, devices=None, dtypes=None, variants=None, ops=None,
           suite="quick", cases=None, seed=0, repeats=5, processes=2, timeout=60.0,
-          startup_timeout=180.0, jobs=None, inputs=(), input_dim=-1, baseline=None,
-          save_baseline=None, out=None, fail_on=None, config=None, envs=(), pythons=(),
-          local=True, progress=False, cases_from=()):
+          startup_timeout=180.0, jobs=None, inputs=(), input_dim=-1, store_inputs=False,
+          baseline=None, save_baseline=None, out=None, fail_on=None, config=None, envs=(),
+          pythons=(), local=True, progress=False, cases_from=()):
     """Audit argmax as `audit run` does and return a Result; nothing is printed.
 
     `impls` are callables (their framework from `frameworks` when it names one, else given as
     `(framework, fn)` or `(framework, fn, "argmin")`) or `FRAMEWORK:MODULE:FUNCTION` strings.
     `inputs` are arrays (numpy, torch, jax) or paths of .npy/.npz/.pt/.safetensors files, audited
-    as user cases reduced along `input_dim`. `out` keeps the results bundle there (a new folder,
+    as user cases reduced along `input_dim`; one over 64 MiB is kept in the bundle as its path,
+    sha256, answers and disputed rows unless `store_inputs`. `out` keeps the results bundle there (a new folder,
     or an earlier bundle); without it the bundle lives in a temporary folder for the run only.
     Bad arguments raise UserError; Ctrl-C stops the run, saves what was measured into `out`, and
     raises KeyboardInterrupt.
@@ -97,9 +98,9 @@ def audit(impls=(), *, frameworks=None, devices=None, dtypes=None, variants=None
         impls=impls, frameworks=frameworks, devices=devices, dtypes=dtypes, variants=variants,
         ops=ops, suite=suite, cases=cases, seed=seed, repeats=repeats, processes=processes,
         timeout=timeout, startup_timeout=startup_timeout, jobs=jobs, inputs=inputs,
-        input_dim=input_dim, baseline=baseline, save_baseline=save_baseline, out=out,
-        fail_on=fail_on, config=config, envs=envs, pythons=pythons, local=local,
-        progress=progress, cases_from=cases_from)
+        input_dim=input_dim, store_inputs=store_inputs, baseline=baseline,
+        save_baseline=save_baseline, out=out, fail_on=fail_on, config=config, envs=envs,
+        pythons=pythons, local=local, progress=progress, cases_from=cases_from)
     if interrupted:
         raise KeyboardInterrupt
     return result
@@ -107,9 +108,10 @@ def audit(impls=(), *, frameworks=None, devices=None, dtypes=None, variants=None
 
 def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=None, ops=None,
               suite="quick", cases=None, seed=0, repeats=5, processes=2, timeout=60.0,
-              startup_timeout=180.0, jobs=None, inputs=(), input_dim=-1, baseline=None,
-              save_baseline=None, out=None, fail_on=None, config=None, envs=(), pythons=(),
-              local=True, progress=False, command=None, after_save=None, cases_from=()):
+              startup_timeout=180.0, jobs=None, inputs=(), input_dim=-1, store_inputs=False,
+              baseline=None, save_baseline=None, out=None, fail_on=None, config=None, envs=(),
+              pythons=(), local=True, progress=False, command=None, after_save=None,
+              cases_from=()):
     """Run an audit; return (Result, interrupted). `after_save(document, out)` runs while the
     signals that would tear the final save are still held (the CLI writes its reports there)."""
     frameworks = _names("framework", frameworks, registry.names())
@@ -124,8 +126,10 @@ def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=Non
     patterns = [cases] if isinstance(cases, str) else list(cases or [])
     files = [i for i in inputs if isinstance(i, (str, os.PathLike))]
     arrays = [i for i in inputs if not isinstance(i, (str, os.PathLike))]
-    found = _cases(suite, seed, patterns, previous, files, input_dim, arrays,
-                   replayed_cases(_list(cases_from)))  # --cases-from: auditor/replay.py
+    found = lean.mark(_cases(suite, seed, patterns, previous, files, input_dim, arrays,
+                             replayed_cases(_list(cases_from))),  # --cases-from: replay.py
+                      store_inputs)
+    dtypes = own_dtypes(found, dtypes)  # a float16 or bfloat16 input runs in its own dtype too
     fail_on = fail_on or rules.fail_on or "error"
     if fail_on not in ("warning", "error"):
         raise UserError(f"fail_on must be warning or error, got {fail_on!r}")
@@ -319,16 +323,26 @@ def _cases(suite, seed, patterns, previous, input_files=(), input_dim=-1, arrays
     known = {case.id: case for case in cases}
     given = load_inputs(input_files, dim=input_dim) if input_files else []
     given += array_cases(arrays, dim=input_dim) if len(arrays) else []
+    lean.mark(given)  # their sha256, to compare with the baseline's
     given += list(replayed)
     for case in given:
         if case.id not in known:
             cases.append(case)
+        elif lean.same_input(case, known[case.id]) is False:
+            raise UserError(f"--input gives case {case.id} other values than {where} holds: "
+                            f"{lean.changed_input(case, known[case.id])}; save a new baseline, "
+                            "or rename the file to audit it as a new case")
+        elif isinstance(known[case.id].values, lean.LeanValues):
+            known[case.id].values = case.values  # the baseline kept no copy: the file's, same hash
         elif not same_case(case, known[case.id]):
             raise UserError(f"--input gives case {case.id} other values than {where} holds; "
                             "rename the file to audit it as a new case")
     found = select(cases, options.split(patterns))
     if not found:
         raise UserError(f"--cases {','.join(patterns)} matches no case of {where}")
+    for case in found:  # the baseline kept no copy: read its file, refused if it changed
+        if isinstance(case.values, lean.LeanValues):
+            case.values, case.stored = case.values.load(), None
     return found
 
 

@@ -206,8 +206,10 @@ def report_bench(path, html_file, summary_md, json_file):
     html = bench_html.render(document)
     if html_file:
         files.write_text(html_file, html, "HTML report")
-    else:
+    elif os.path.isdir(path):
         files.write_text(os.path.join(path, benchfile.REPORT_NAME), html, "HTML report", False)
+    else:  # a --json document alone: nothing is written beside someone's file unasked
+        _echo("no HTML report written for a bench JSON document: give -o FILE for one", err=True)
     if summary_md:
         files.write_text(summary_md, bench_text.markdown(document, comparison), "Markdown summary")
     if json_file and json_file != "-":

@@ -5,16 +5,19 @@ folder is replaced, never written through), and the runner saves a checkpoint as
 so an interrupted run keeps what it measured. While a save replaces the pair, the pair before it
 stays in the folder as `.previous-*`: a save torn by a kill between the two renames falls back to
 that last consistent checkpoint. A bundle read from elsewhere is bounded and validated in full
-(`files`, `schema`) before any check or renderer sees it.
+(`files`, `schema`) before any check or renderer sees it. A large user input is kept lean (its
+origin, sha256, answers and disputed rows: auditor/lean.py), or, with --store-inputs, whole in a
+file of its own under `inputs/`, written once.
 """
 import json
 import os
+import re
 import time
 import uuid
 
 import numpy as np
 
-from . import files, schema
+from . import files, lean, schema
 from .errors import BundleError, UserError
 from .model import Case, Finding, Observations, Outcome, Target
 
@@ -24,13 +27,17 @@ from .model import Case, Finding, Observations, Outcome, Target
 #    and compiles (0); summary.timing compile_s and compiles; cases[].sense ("": every op) and
 #    cases[].dtypes ([]: every dtype of the values' family); case arrays of float64, integers and
 #    bool beside float32; metadata.recovered (set by a reader that fell back to the checkpoint
-#    before a torn save).
+#    before a torn save); cases[].origin (where a user input came from, with its sha256) and lean
+#    cases (array null; values_dtype, lean.rows/positions/references: auditor/lean.py).
 FORMAT_VERSION = 1
 WRITE_ID = "meta/write_id"
 RESULTS = "results.json"
 ARRAYS = "arrays.npz"
 #: The consistent pair kept while a save replaces RESULTS and ARRAYS (hard links, no copies).
 PREVIOUS = {RESULTS: ".previous-results.json", ARRAYS: ".previous-arrays.npz"}
+#: The folder of the large inputs a bundle keeps whole (--store-inputs), one .npy file each.
+INPUTS = "inputs"
+INPUT_NAME = re.compile(r"inputs/[0-9a-f]{64}\.npy")
 #: The keys a results document of any version has; a bundle is recognised by all of them.
 SIGNATURE = ("format_version", "write_id", "targets", "cases", "observations")
 
@@ -122,8 +129,16 @@ def _float(value):
 
 
 def encode(observations, findings, metadata, environment, summary):
-    """Return (results document, arrays dict) for a bundle."""
-    arrays = {f"case/{case.id}": case.values for case in observations.cases.values()}
+    """Return (results document, arrays dict) for a bundle; a lean case (auditor/lean.py) keeps
+    its origin, answers and disputed rows instead of its values (the rows once the run is checked,
+    `summary` holding a verdict)."""
+    arrays, leaner = {}, {}
+    for case in observations.cases.values():
+        if case.lean:
+            leaner[case.id] = lean.encode(case, observations, findings, arrays,
+                                          "verdict" in summary)
+        else:
+            arrays[_array_name(case)] = case.values
     records = []
     for (target_id, case_id), outcomes in observations.outcomes.items():
         entries = []
@@ -147,8 +162,9 @@ def encode(observations, findings, metadata, environment, summary):
         "targets": [t.to_json() for t in observations.targets.values()],
         "cases": [{"id": c.id, "tags": list(c.tags), "shape": list(c.shape), "dim": c.dim,
                    "keepdim": c.keepdim, "layout": c.layout, "note": c.note,
-                   "must_raise": c.must_raise, "array": f"case/{c.id}", "sense": c.sense,
-                   "dtypes": list(c.dtypes)}
+                   "must_raise": c.must_raise, "array": _array_name(c), "sense": c.sense,
+                   "dtypes": list(c.dtypes),
+                   **({"origin": c.origin} if c.origin else {}), **leaner.get(c.id, {})}
                   for c in observations.cases.values()],
         "observations": records,
         "startup_errors": observations.startup_errors,
@@ -156,6 +172,50 @@ def encode(observations, findings, metadata, environment, summary):
         "summary": _clean(summary),
     }
     return document, arrays
+
+
+def _array_name(case):
+    """Return where a case's values are kept: `case/<id>` in ARRAYS, or, for a large user input
+    kept whole (--store-inputs), a file of its own under INPUTS (`lean.stored_name`), written
+    once and never again by later checkpoints."""
+    return lean.stored_name(case) or f"case/{case.id}"
+
+
+def _write_inputs(path, arrays):
+    """Move the arrays kept in files of their own out of `arrays` and write each file that is
+    not there yet (atomically; the INPUTS folder is never a link)."""
+    for name in [n for n in arrays if n.startswith(INPUTS + "/")]:
+        values = arrays.pop(name)
+        folder = os.path.join(path, INPUTS)
+        if os.path.islink(folder):
+            raise BundleError(f"{folder} is a link; a bundle writes its inputs into a folder")
+        os.makedirs(folder, exist_ok=True)
+        where = os.path.join(path, name)
+        if not (os.path.isfile(where) and not os.path.islink(where)):
+            files.write_atomic(where, lambda handle, v=values: np.lib.format.write_array(
+                handle, np.asarray(v), allow_pickle=False))
+
+
+def read_inputs(path, document, arrays):
+    """Add to `arrays` the case values a bundle keeps in files of their own (INPUTS), each a
+    regular .npy file named as `_array_name` names them, memory-mapped read-only."""
+    cases = document.get("cases") if isinstance(document, dict) else None
+    for case in cases if isinstance(cases, list) else ():
+        name = case.get("array") if isinstance(case, dict) else None
+        if not isinstance(name, str) or not name.startswith(INPUTS + "/") or name in arrays:
+            continue
+        if not INPUT_NAME.fullmatch(name) or any(os.path.islink(os.path.join(path, part)) for part
+                                                 in (INPUTS, name)):
+            raise BundleError(f"{path}: case array {files.printable(name)!r} is not a file "
+                              f"{INPUTS}/<sha256>.npy of the bundle")
+        where = os.path.join(path, name)
+        with files.open_regular(where, "bundle input", BundleError):
+            pass
+        try:
+            arrays[name] = np.load(where, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise BundleError(f"bundle input {files.printable(where)} is not a valid .npy file: "
+                              f"{files.one_line(exc)}") from None
 
 
 def write(path, observations, findings=(), metadata=None, environment=None, summary=None):
@@ -171,6 +231,7 @@ def write(path, observations, findings=(), metadata=None, environment=None, summ
     arrays[WRITE_ID] = np.array(document["write_id"])
     text = dumps(document)
     os.makedirs(path, exist_ok=True)
+    _write_inputs(path, arrays)
     kept = _keep_previous(path)
     files.write_atomic(os.path.join(path, ARRAYS), lambda handle: np.savez(handle, **arrays))
     files.write_atomic(os.path.join(path, RESULTS), lambda handle: handle.write(text.encode()))
@@ -232,6 +293,7 @@ def _read_pair(path, results_name, arrays_name):
     document = upgrade(files.load_json(data, results), results)
     arrays = files.read_npz(os.path.join(path, arrays_name), "bundle arrays",
                             text_members=(WRITE_ID,))
+    read_inputs(path, document, arrays)
     if str(arrays.get(WRITE_ID, "")) != document.get("write_id"):
         error = BundleError(f"{path} is torn: {RESULTS} and {ARRAYS} come from different writes "
                             "(the run was killed while saving) and no consistent checkpoint is "
@@ -289,10 +351,12 @@ MIGRATIONS = {}
 def _decode(document, arrays, path):
     observations = Observations(bundle_path=os.path.abspath(path))
     for c in document["cases"]:
-        observations.cases[c["id"]] = Case(c["id"], arrays[c["array"]], c["dim"], c["keepdim"],
+        values, stored = (arrays[c["array"]], None) if c["array"] else lean.decode(c, arrays)
+        observations.cases[c["id"]] = Case(c["id"], values, c["dim"], c["keepdim"],
                                            c.get("layout", "contiguous"), tuple(c.get("tags", ())),
                                            c.get("note", ""), c.get("sense", ""),
-                                           tuple(c.get("dtypes", ())))
+                                           tuple(c.get("dtypes", ())), origin=c.get("origin"),
+                                           lean=not c["array"], stored=stored)
     for t in document["targets"]:
         target = Target(**{k: v for k, v in t.items() if k in schema.TARGET_FIELDS})
         observations.targets[target.id] = target

@@ -422,11 +422,10 @@ def int_cases(rng):
 
 
 def copy_case(case, **changes):
-    """Return a new Case like `case` with `changes` (a fresh cache; no origin if the values
-    change)."""
+    """Return a new Case like `case` with `changes` (a fresh cache)."""
     fields = dict(id=case.id, values=case.values, dim=case.dim, keepdim=case.keepdim,
                   layout=case.layout, tags=case.tags, note=case.note, sense=case.sense,
-                  dtypes=case.dtypes, origin=None if "values" in changes else case.origin)
+                  dtypes=case.dtypes, origin=case.origin)
     return Case(**{**fields, **changes})
 
 

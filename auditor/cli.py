@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from . import __version__, baseline, benchfile, bundle, files, options, policy
+from . import __version__, baseline, benchfile, bundle, files, lean, options, policy
 from .api import baseline_facts, check_options, run_audit, save
 from .backendcmd import backends
 from .benchcli import (  # audit bench (issue 14)
@@ -61,6 +61,7 @@ def cli():
 @options.no_local
 @options.inputs
 @options.input_dim
+@options.store_inputs
 @options.cases_from
 @options.baseline
 @options.save_baseline
@@ -70,7 +71,7 @@ def cli():
 @options.quiet
 def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns, seed, repeats,
         processes, timeout, startup_timeout, jobs, out, fail_on, config, env_names, python_paths,
-        no_local, input_files, input_dim, cases_from, baseline_path, save_baseline, junit,
+        no_local, input_files, input_dim, store_inputs, cases_from, baseline_path, save_baseline, junit,
         summary_md, json_file, quiet):
     """Call argmax repeatedly on every case and target, check the answers, write the bundle.
 
@@ -85,7 +86,8 @@ def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns,
         impls=impls, frameworks=frameworks, devices=devices, dtypes=dtypes, variants=variants,
         ops=ops, suite=suite, cases=case_patterns, seed=seed, repeats=repeats,
         processes=processes, timeout=timeout, startup_timeout=startup_timeout, jobs=jobs,
-        inputs=input_files, input_dim=input_dim, baseline=baseline_path,
+        inputs=input_files, input_dim=input_dim, store_inputs=store_inputs,
+        baseline=baseline_path,
         save_baseline=save_baseline, out=out, fail_on=fail_on, config=config, envs=env_names,
         pythons=python_paths, local=not no_local, progress=not quiet and sys.stderr.isatty(),
         command=["audit", *sys.argv[1:]], after_save=reports, cases_from=cases_from)
@@ -105,7 +107,7 @@ cli.add_command(fuzz)  # audit fuzz: auditor/fuzzcmd.py
 
 
 @cli.command()
-@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(file_okay=False))
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path())
 @click.option("-o", "--output", "html_file", metavar="FILE", callback=options._output,
               help="Where to write the HTML report. Default: BUNDLE/report.html.")
 @options.fail_on
@@ -125,6 +127,9 @@ def report(bundle_path, html_file, fail_on, config, junit, summary_md, json_file
             raise UserError("--junit, --fail-on and --config are for results bundles, not bench "
                             "bundles")
         return report_bench(bundle_path, html_file, summary_md, json_file)
+    if os.path.lexists(bundle_path) and not os.path.isdir(bundle_path):
+        raise UserError(f"{files.printable(bundle_path)} is a file: give a results bundle's folder, or "
+                        "a bench bundle or bench JSON document")
     rules = policy.find(config)  # checked even where the saved verdict stands
     observations, findings, document = bundle.read(bundle_path)
     if "verdict" not in document["summary"]:  # a checkpoint: the run was killed before its end
@@ -194,9 +199,15 @@ def compare(old_path, new_path, html_file, fail_on, config, junit, summary_md, j
     if not paired:
         raise UserError(f"no target of {new_path} has a target of the same framework, device, "
                         f"dtype and variant in {old_path}; nothing to compare")
+    differ = [text for text in (lean.changed_input(case, old[0].cases[case.id], old_path)
+                                for case in observations.cases.values() if case.id in old[0].cases)
+              if text]  # user inputs whose file changed: said, never compared
     if not compared:
         raise UserError(f"no case of {new_path} is in {old_path} with the same values (other "
-                        "suite, seed or inputs?); nothing to compare")
+                        "suite, seed or inputs?)" + "".join(f"; {d}" for d in differ)
+                        + "; nothing to compare")
+    if differ:
+        metadata.setdefault("skipped", []).extend(differ)
     if unmatched:
         metadata.setdefault("skipped", []).append(
             f"{len(unmatched)} case(s) of NEW are not in OLD with the same values and were not "

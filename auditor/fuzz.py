@@ -330,6 +330,8 @@ class Search:
         self.stats = Stats()
         judge.stats = self.stats
         self.started = None
+        self.checkpoint = lambda search: None  # saves a partial bundle as records change
+        self.changed = False  # records changed since the last checkpoint
 
     # -- the budget
     def left(self):
@@ -421,11 +423,12 @@ class Search:
             key = finding_key(finding)
             if key not in self.reported:
                 pending.setdefault(key, finding.severity)
+        key = min(pending, key=lambda k: _priority(k, pending[k])) if pending else None
+        if key is not None:
+            self.records[key] = Record(example, observations, findings)
+            self.changed = True
         self.progress(self)
-        if not pending:
-            return None
-        key = min(pending, key=lambda k: _priority(k, pending[k]))
-        self.records[key] = Record(example, observations, findings)
+        self.checkpoint(self)
         return key
 
     def _failure(self, key):
@@ -461,14 +464,13 @@ def _generated(statistics):
 # --- the bundle ----------------------------------------------------------------------------------
 
 
-def assemble(records, targets, rules, options, bundle_path, startup_errors=None):
-    """Return (observations, findings) of the shrunk examples: one case per distinct example,
-    the checks' findings on them, one per (kind, targets) (its own case's where it has one);
-    `startup_errors` ({framework: why}) become crash findings as in `audit run`."""
+def collect(records, targets, bundle_path, startup_errors=None):
+    """Return (observations, home) of the examples in `records`: one case per distinct example
+    with the outcomes the targets gave on it; home maps each pair to its case id."""
     observations = Observations(targets=dict(targets), bundle_path=bundle_path,
                                 startup_errors=dict(startup_errors or {}))
     home = {}
-    for key, record in records.items():
+    for key, record in list(records.items()):
         case = record.example.case()
         home[key] = case.id
         if case.id in observations.cases:
@@ -478,6 +480,14 @@ def assemble(records, targets, rules, options, bundle_path, startup_errors=None)
             observations.outcomes[(target_id, case.id)] = outcomes
         for (target_id, _), timing in record.observations.timings.items():
             observations.timings[(target_id, case.id)] = timing
+    return observations, home
+
+
+def assemble(records, targets, rules, options, bundle_path, startup_errors=None):
+    """Return (observations, findings) of the shrunk examples: one case per distinct example,
+    the checks' findings on them, one per (kind, targets) (its own case's where it has one);
+    `startup_errors` ({framework: why}) become crash findings as in `audit run`."""
+    observations, home = collect(records, targets, bundle_path, startup_errors)
     found = rules.apply(run_checks(observations, options))
     chosen = {}
     for finding in found:
@@ -562,6 +572,19 @@ def fuzz_audit(*, frameworks, devices, dtypes, variants, ops, impls, repeats, pr
     options = {"max_flip_rate": rules.max_flip_rate}
     search = Search(judge, rules, space, max_examples=max_examples, seconds=seconds, seed=seed,
                     database=db, progress=progress, options=options)
+
+    def metadata(complete):
+        return {"command": list(command or ["audit", "fuzz"]), "suite": "fuzz", "seed": seed,
+                "cases": [], "repeats": repeats, "processes": processes, "timeout": timeout,
+                "startup_timeout": startup_timeout, "fail_on": fail_on,
+                "policy": rules.source, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "complete": complete, "seconds": round(search.stats.seconds, 3),
+                "skipped": judge.skipped,
+                "fuzz": {**search.stats.to_json(), "max_examples": max_examples,
+                         "time": seconds, "max_elements": max_elements,
+                         "database": database, "signatures": len(space.signatures)}}
+
+    search.checkpoint = Checkpoint(out, judge, metadata)
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
     interrupted = False
@@ -580,18 +603,10 @@ def fuzz_audit(*, frameworks, devices, dtypes, variants, ops, impls, repeats, pr
         observations, findings = assemble(search.records, judge.targets, rules, options,
                                           os.path.abspath(out),
                                           judge.observations.startup_errors)
-        metadata = {"command": list(command or ["audit", "fuzz"]), "suite": "fuzz", "seed": seed,
-                    "cases": [], "repeats": repeats, "processes": processes, "timeout": timeout,
-                    "startup_timeout": startup_timeout, "fail_on": fail_on,
-                    "policy": rules.source, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "complete": not interrupted, "seconds": round(search.stats.seconds, 3),
-                    "skipped": judge.skipped, "policy_unused": rules.unused(findings),
-                    "fuzz": {**search.stats.to_json(), "max_examples": max_examples,
-                             "time": seconds, "max_elements": max_elements,
-                             "database": database, "signatures": len(space.signatures)}}
+        facts = dict(metadata(not interrupted), policy_unused=rules.unused(findings))
         summary = summarize(observations, findings, fail_on)
         summary["complete"] = not interrupted
-        document = save(out, observations, findings, metadata, judge.environment, summary)
+        document = save(out, observations, findings, facts, judge.environment, summary)
         if after_save:
             after_save(document, out)
     return document, search.stats, interrupted
@@ -599,6 +614,31 @@ def fuzz_audit(*, frameworks, devices, dtypes, variants, ops, impls, repeats, pr
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+class Checkpoint:
+    """Saves the examples found so far as a partial bundle (no verdict, `complete` false) when
+    they change, at most every `interval` seconds (the first at once), so that a driver killed
+    outright keeps its findings: `audit report` judges such a checkpoint and exits 3."""
+
+    def __init__(self, out, judge, metadata, interval=5.0):
+        self.out, self.judge, self.metadata = out, judge, metadata
+        self.interval = interval
+        self.last = float("-inf")
+
+    def __call__(self, search):
+        now = time.monotonic()
+        if not search.changed or now - self.last < self.interval:
+            return
+        search.stats.seconds = time.perf_counter() - search.started
+        observations, _ = collect(search.records, self.judge.targets, os.path.abspath(self.out),
+                                  self.judge.observations.startup_errors)
+        bundle.write(self.out, observations, (), self.metadata(False), self.judge.environment,
+                     {"complete": False})
+        search.changed = False
+        self.last = time.monotonic()
+        # like audit run's checkpoints: never more than a tenth of the search's time
+        self.interval = max(self.interval, 10 * (self.last - now))
 
 
 class FuzzProgress:

@@ -18,6 +18,7 @@ from . import files, mapped
 from .errors import UserError
 from .files import amount, npy_header, one_line, printable
 from .model import Case
+from .worker.casting import family
 
 SUPPORTED = (".npy", ".npz", ".pt", ".pth", ".safetensors")
 #: The most levels of dicts and lists a .pt file may nest its tensors in.
@@ -228,7 +229,33 @@ def make_case(source, key, values, dtype_name, dim, origin=None, budget=None):
     note = f"from {printable(where)}: {dtype_name}, shape {shape}{conversion}"
     case_id = f"user:{source.name}" if key is None else f"user:{source.name}:{key}"
     return Case(printable(case_id), floats, dim=case_dim, tags=("user",), note=note,
-                origin=origin)
+                origin=dict(origin_of(source, key), dtype=dtype_name,
+                            offset=origin["offset"] if origin else None))
+
+
+def origin_of(source, key):
+    """Return where the array `key` of `source` came from (its sha256 is added by auditor/lean)."""
+    if source.path.startswith("inputs["):
+        return {"path": None, "size": None, "format": "array", "key": None, "offset": None}
+    return {"path": os.path.abspath(source.path), "size": os.path.getsize(source.path),
+            "format": os.path.splitext(source.path)[1].lower(), "key": key, "offset": None}
+
+
+def own_dtypes(cases, asked):
+    """Return the dtypes `asked` for plus the float16 and bfloat16 of inputs stored in those
+    types, so each is audited in its own dtype too; where one is added, every case runs in the
+    dtypes asked for, and an input of it in its own as well."""
+    extra = list(dict.fromkeys(c.origin.get("dtype") for c in cases if c.origin
+                               and c.origin.get("dtype") in ("float16", "bfloat16")
+                               and c.origin.get("dtype") not in asked))
+    if not asked or not extra:
+        return asked
+    for case in cases:
+        own = [case.origin["dtype"]] if case.origin and case.origin.get("dtype") in extra else []
+        allowed = tuple(d for d in asked if family(d) == case.family) + tuple(own)
+        if allowed and not case.dtypes:
+            case.dtypes = allowed
+    return [*asked, *extra]
 
 
 def mapped_float32(source, key, values, dtype_name):
@@ -313,8 +340,7 @@ def read_npy(source, budget, size):
             raise source.error(f"is truncated: its header says {nbytes} bytes of data, "
                                f"the file holds {size - offset}")
         if nbytes >= mapped.MAP_BYTES:
-            yield None, map_npy(source, shape, dtype), dtype.name, origin(source, "npy", size,
-                                                                         None, offset, dtype)
+            yield None, map_npy(source, shape, dtype), dtype.name, mapped_at(offset)
             return
         budget.check_decoded(source, nbytes)
         budget.reserve_float32(source, None, shape)
@@ -332,10 +358,10 @@ def map_npy(source, shape, dtype):
     return values
 
 
-def origin(source, kind, size, key, offset, dtype):
-    """Return the `Case.origin` of an array of `source` (`key` in it) mapped from `offset`."""
-    return {"path": os.path.abspath(source.path), "size": size, "format": kind, "key": key,
-            "offset": offset, "dtype": str(dtype)}
+def mapped_at(offset):
+    """Return what a reader says of an array it mapped: where its data lies in the file (None
+    where it was extracted or converted into a temporary file)."""
+    return {"offset": offset}
 
 
 def read_npz(source, budget, size):
@@ -362,7 +388,7 @@ def read_npz(source, budget, size):
                 else:
                     values = np.memmap(source.path, dtype=dtype, mode="r", offset=offset,
                                        shape=tuple(shape), order="F" if fortran else "C")
-                yield key, values, dtype.name, origin(source, "npz", size, key, offset, dtype)
+                yield key, values, dtype.name, mapped_at(offset)
 
 
 def npy_fortran(stream):
@@ -491,8 +517,7 @@ def map_safetensor(source, tensor, start, size):
             values, what, lambda block: (block.astype(np.uint32) << 16).view(np.float32))
     elif tensor.dtype.startswith("F8"):
         values = mapped.to_float32_file(values, what)
-    return tensor.key, values, name, origin(source, "safetensors", size, tensor.key,
-                                            start + tensor.begin, name)
+    return tensor.key, values, name, mapped_at(start + tensor.begin)
 
 
 def safetensors_header(source, handle, size):
@@ -621,8 +646,7 @@ def map_tensor(source, key, tensor, size, base):
     known; float16, bfloat16 and float8 widened exactly into a temporary float32 file; others
     left to `make_case`, which converts them into one."""
     if isinstance(tensor, np.ndarray):
-        return key, tensor, tensor.dtype.name, origin(source, "pt", size, key, None,
-                                                      tensor.dtype.name)
+        return key, tensor, tensor.dtype.name, mapped_at(None)
     torch = sys.modules["torch"]
     name = str(tensor.dtype).removeprefix("torch.")
     tensor, offset = tensor.detach(), None
@@ -636,7 +660,7 @@ def map_tensor(source, key, tensor, size, base):
             offset = tensor.untyped_storage().data_ptr() - base + \
                 tensor.storage_offset() * tensor.element_size()
             values, offset = in_file(source, values, offset, size)
-    return key, values, name, origin(source, "pt", size, key, offset, name)
+    return key, values, name, mapped_at(offset)
 
 
 def in_file(source, values, offset, size):

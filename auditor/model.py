@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import ops
-from .oracle import oriented, policies, reference_argmax, row_facts
+from . import chunks, ops
+from .oracle import oriented
 from .worker import layouts
 from .worker.casting import DTYPES as DTYPES  # re-exported: the one list of dtypes
-from .worker.casting import family, seen_values, source_family
+from .worker.casting import family, seen_values
 
 
 def __getattr__(name):
@@ -62,12 +63,14 @@ class Case:
     note: str = ""
     sense: str = ""
     dtypes: tuple = ()
-    #: Where a user input's values came from, for a large input read memory-mapped: {"path":
-    #: absolute path, "size": the file's bytes, "format": "npy", "npz", "pt" or "safetensors",
-    #: "key": member or tensor name (None for .npy), "offset": byte offset of the array's data
-    #: in the file where it is mapped from there (None where it was extracted or converted),
-    #: "dtype": the stored dtype}. None for built-in cases and small inputs.
-    origin: dict | None = field(default=None, compare=False)
+    #: Where a user input came from: {"path", "size", "format", "key", "offset", "dtype",
+    #: "sha256"}; "offset" is the byte offset of the array's data in the file where a large
+    #: input is memory-mapped from there (auditor/mapped.py), else None.
+    origin: dict | None = None
+    #: True when the bundle keeps no copy of the values (a large user input: see auditor/lean.py)
+    lean: bool = False
+    #: A lean case read from a bundle: its stored rows and reference answers (lean.Stored).
+    stored: object = field(default=None, repr=False, compare=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
@@ -88,7 +91,7 @@ class Case:
     @property
     def family(self):
         """"int" for integer and bool source values, "float" otherwise."""
-        return source_family(self.values)
+        return "int" if self.values.dtype.kind in "iub" else "float"
 
     def applies(self, dtype, sense="max"):
         """True when this case is for targets of `dtype` whose op follows `sense`."""
@@ -131,26 +134,63 @@ class Case:
             self._cache["ordered", dtype, sense] = oriented(self.seen(dtype), sense)
         return self._cache["ordered", dtype, sense]
 
+    def _orders(self, dtype, sense):
+        """Return the function that turns a block of source values into ordered values."""
+        return lambda block: oriented(seen_values(block, dtype), sense)
+
     def reference(self, dtype, sense="max"):
-        """Return the reference indices for a target of `dtype` and `sense` (computed once)."""
-        if ("reference", dtype, sense) not in self._cache:
-            self._cache["reference", dtype, sense] = reference_argmax(
-                self.ordered(dtype, sense), self.dim, self.keepdim)
-        return self._cache["reference", dtype, sense]
+        """Return the reference indices for a target of `dtype` and `sense` (computed once, in
+        blocks of rows: see auditor/chunks.py; a lean case read from a bundle has them stored)."""
+        key = ("reference", dtype, sense)
+        if key not in self._cache:
+            stored = self.stored.references.get((dtype, sense)) if self.stored else None
+            self._cache[key] = stored if stored is not None else chunks.reference(
+                self.values, self._orders(dtype, sense), self.dim, self.keepdim,
+                summary=self._summary(dtype, sense))
+        return self._cache[key]
+
+    def _summary(self, dtype, sense):
+        """Return the per-row facts of `chunks.row_summary` (computed once), or None where the
+        rows are the whole input (dim=None, or a vector)."""
+        if self.dim is None or self.values.ndim < 2 or self.values.shape[self.axis] == 0:
+            return None
+        if ("summary", dtype, sense) not in self._cache:
+            self._cache["summary", dtype, sense] = chunks.row_summary(
+                self.values, self._orders(dtype, sense), self.axis)
+        return self._cache["summary", dtype, sense]
 
     def policies(self, dtype, indices, sense="max"):
         """Return (tie policy, NaN policy) of the answer `indices` (see oracle.policies)."""
         if self.values.size == 0 or self.values.ndim == 0:
             return "none", "none"
-        if ("facts", dtype, sense) not in self._cache:
-            ordered = self.ordered(dtype, sense)
-            rows = (ordered.reshape(1, -1), 1) if self.dim is None else (ordered, self.axis)
-            self._cache["facts", dtype, sense] = row_facts(*rows)
-        if self.dim is None:
-            indices = np.asarray(indices).reshape(1)
-        elif self.keepdim:
-            indices = np.squeeze(indices, self.axis)
-        return policies(self._cache["facts", dtype, sense], indices)
+        key = ("policies", dtype, sense, answers_key(indices))
+        if self.stored is not None and key[1:] in self.stored.policies:
+            return self.stored.policies[key[1:]]
+        if key not in self._cache:
+            if self.dim is None:
+                indices = np.asarray(indices).reshape(1)
+            elif self.keepdim:
+                indices = np.squeeze(indices, self.axis)
+            self._cache[key] = chunks.policies(self.values, self._orders(dtype, sense), self.axis,
+                                               indices, summary=self._summary(dtype, sense))
+        return self._cache[key]
+
+    def source_row(self, position):
+        """Return the source values output `position` reduces over (a lean case's from its
+        stored rows where it has them)."""
+        if self.stored is not None:
+            row = self.stored.row(position, self)
+            if row is not None:
+                return row
+        return self.row(self.values, position)
+
+    def seen_row(self, dtype, position):
+        """Return the values a target of `dtype` saw in the row of output `position`, widened."""
+        return seen_values(self.source_row(position), dtype)
+
+    def ordered_row(self, dtype, sense, position):
+        """Return `seen_row` as the rule of `sense` orders it (negated for argmin)."""
+        return oriented(self.seen_row(dtype, position), sense)
 
     def row(self, values, position):
         """Return the 1-d slice of `values` that output `position` reduces over."""
@@ -178,6 +218,12 @@ class Case:
         if len(position) == 1:
             return f"row {position[0]}"
         return f"position {position}"
+
+
+def answers_key(indices):
+    """Return a short key of an answer array (its shape and the sha256 of its int64 bytes)."""
+    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    return f"{'x'.join(map(str, indices.shape))}:{hashlib.sha256(indices.tobytes()).hexdigest()}"
 
 
 @dataclass(frozen=True)

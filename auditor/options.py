@@ -28,11 +28,11 @@ def _names(kind, valid):
 
 
 def unknown(kind, name, known):
-    """Say that `name` is no `kind`; for a framework, list the installed backends."""
+    """Say that `name` is no `kind`; for a framework, list the registered backends."""
     if kind == "framework":
-        return (f"unknown framework {name!r}; the installed backends are {', '.join(known)} "
-                "('audit backends' shows each; a third-party backend registers under the entry "
-                "point group argmax_audit.backends)")
+        return (f"unknown framework {name!r}; the registered backends are {', '.join(known)} "
+                "('audit backends' shows which of them have their framework installed; a "
+                "third-party backend registers under the entry point group argmax_audit.backends)")
     return f"unknown {kind} {name!r}; choose from {', '.join(known)}"
 
 
@@ -174,6 +174,10 @@ inputs = click.option(
     help="Your model's logits or scores (.npy, .npz, .pt/.pth, .safetensors; repeatable): each "
          "array becomes a case tagged 'user', read without running code (allow_pickle=False, "
          "weights_only=True). Audited next to the built-in suite (only them: --cases user).")
+store_inputs = click.option(
+    "--store-inputs", is_flag=True,
+    help="Keep a full copy of every --input in the bundle; by default an input over 64 MiB is "
+         "kept as its path, size, sha256, answers and disputed rows.")
 input_dim = click.option(
     "--input-dim", type=int, default=-1, show_default=True,
     help="The dim argmax reduces over in the input arrays (the last one: a row of class scores).")

@@ -97,21 +97,37 @@ def policies(facts, indices):
     'ignores-nan' (the first maximum of the other values, as nanargmax), 'other', or 'mixed';
     'none' where no row qualifies. `indices` has the reduced axis removed.
     """
+    tie, nan_policy = policy_classes(facts, indices)
+    return merge_classes(tie), merge_classes(nan_policy)
+
+
+def policy_classes(facts, indices):
+    """Return ([tie classes], [NaN classes]) that the answers `indices` show on the rows of
+    `facts`, in the order `policies` names them; classes of several blocks of rows concatenate.
+    `facts["nan"]` may instead say only whether each answer picked a NaN (`picked(indices)`)."""
     axis, first, last, ties, has_nan = (facts[k] for k in ("axis", "first", "last", "ties", "has_nan"))
     inside = (indices >= 0) & (indices < facts["length"])
-    at = np.expand_dims(np.where(inside, indices, 0), axis)
-    picked_nan = np.take_along_axis(facts["nan"], at, axis=axis).squeeze(axis) & inside
-    tie = _merge({"first": ties & (indices == first),
-                  "last": ties & (indices == last) & (indices != first),
-                  "other": ties & (indices != first) & (indices != last)})
+    if hasattr(facts["nan"], "picked"):
+        picked_nan = facts["nan"].picked(indices) & inside
+    else:
+        at = np.expand_dims(np.where(inside, indices, 0), axis)
+        picked_nan = np.take_along_axis(facts["nan"], at, axis=axis).squeeze(axis) & inside
+    tie = _seen({"first": ties & (indices == first),
+                 "last": ties & (indices == last) & (indices != first),
+                 "other": ties & (indices != first) & (indices != last)})
     skipping = facts["skipping"]
-    nan_policy = _merge({"first": has_nan & (indices == first),
-                         "later-nan": has_nan & (indices != first) & picked_nan,
-                         "ignores-nan": has_nan & ~picked_nan & (indices == skipping),
-                         "other": has_nan & ~picked_nan & (indices != skipping)})
+    nan_policy = _seen({"first": has_nan & (indices == first),
+                        "later-nan": has_nan & (indices != first) & picked_nan,
+                        "ignores-nan": has_nan & ~picked_nan & (indices == skipping),
+                        "other": has_nan & ~picked_nan & (indices != skipping)})
     return tie, nan_policy
 
 
-def _merge(classes):
-    seen = [name for name, hits in classes.items() if np.any(hits)]
+def _seen(classes):
+    return [name for name, hits in classes.items() if np.any(hits)]
+
+
+def merge_classes(seen):
+    """Return the policy the classes `seen` make: 'none', the one class, or 'mixed'."""
+    seen = list(dict.fromkeys(seen))
     return "none" if not seen else seen[0] if len(seen) == 1 else "mixed"

@@ -145,20 +145,34 @@ def installed(name):
     return backend is not None and bool(backend.installed())
 
 
+#: A device id as target ids hold it: "cpu", "cuda:0", "tensorrt:1", "metal" (no "/", "@", space).
+DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}")
+#: Bounds on what a probe may say: its version's length, how many devices.
+MAX_VERSION, MAX_DEVICES = 200, 256
+
+
 def check_probe(info):
     """Say what is wrong with a worker's `describe` reply `info`, or return "" when it is usable.
 
-    The runner and `audit backends` both refuse a probe that does not have this shape."""
+    The runner and `audit backends` both refuse a probe that does not have this shape. A device id
+    becomes part of target ids (FRAMEWORK/DEVICE/DTYPE): it must be short and hold no separator."""
     if not isinstance(info, dict):
         return f"its probe returned {type(info).__name__}, not a dict"
     if not isinstance(info.get("version"), str):
         return "its probe gave no version string"
+    if len(info["version"]) > MAX_VERSION or not info["version"].isprintable():
+        return f"its probe's version is not a printable string of at most {MAX_VERSION} characters"
     devices = info.get("devices")
     if not isinstance(devices, list) or not devices:
         return "its probe listed no devices"
+    if len(devices) > MAX_DEVICES:
+        return f"its probe listed {len(devices)} devices, more than {MAX_DEVICES}"
     for device in devices:
         if not isinstance(device, dict) or not isinstance(device.get("id"), str):
             return "its probe listed a device without an id"
+        if not DEVICE_ID.fullmatch(device["id"]):
+            return (f"its probe listed device {device['id'][:40]!r}, not an id of letters, digits "
+                    "and _.:+- (at most 64)")
         if not isinstance(device.get("dtypes"), list) or not all(
                 isinstance(d, str) for d in device["dtypes"]):
             return f"its probe gave device {device['id']} no list of dtypes"

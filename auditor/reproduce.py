@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from . import ops, registry, variants
+from . import lean, ops, registry, variants
 from .worker import layouts
 from .worker.casting import is_integer
 
@@ -58,6 +58,10 @@ def values_lines(case, bundle_path):
             return [f"values = np.full({shape}, {_literal(fill)}, dtype={kind})",
                     f"values.reshape(-1)[[{', '.join(str(i) for i in others)}]] = "
                     f"[{', '.join(_literal(flat[i]) for i in others)}]"]
+    kept = lean.stored_name(case)  # a large input kept whole: a file of its own
+    if kept:
+        return [f"values = np.load({bundle_path + '/' + kept!r})  # the input's exact values, "
+                "saved by the audit"]
     return [f"values = np.load({bundle_path + '/arrays.npz'!r})[{'case/' + case.id!r}]  "
             "# the case's exact values, saved by the audit"]
 
@@ -198,12 +202,15 @@ def reproducer(case, target, positions=(), bundle_path="audit-results", repeat=F
         backend = registry.get(target.framework)
     except KeyError:  # a bundle read where its backend is not installed
         return f"# no reproducer: the {target.framework} backend is not installed here"
+    built = None
+    if case.lean:  # no copy of the input in the bundle: its kept rows, or its file by name
+        case, positions, built = lean.reproducer_input(case, positions, bundle_path)
     before, after = _setting_lines(backend, variants.parse(target.variant))
     dtypes = [d for d in (target.dtype, against) if d]
     lines = [*before, "import numpy as np", *backend.import_lines(dtypes), *after]
     if target.impl:
         lines += _impl_lines(target)
-    lines += values_lines(case, bundle_path)
+    lines += built or values_lines(case, bundle_path)
     lines += narrowing_lines(case, target.dtype)
     lines += base_lines(case)
     lines += _functions(case, target)

@@ -12,6 +12,9 @@ string anywhere must be valid Unicode (no lone surrogates) of bounded length, ev
 import math
 import re
 
+import numpy as np
+
+from . import files
 from .model import DTYPES, KINDS, SEVERITIES, Target
 from .worker import layouts
 
@@ -162,10 +165,22 @@ OP_NAME = name_like(re.compile(r"[a-z][a-z0-9_-]{0,31}"), "an op name (lowercase
 TARGET = fields(("id", "framework", "device", "dtype"), id=STR, framework=BACKEND_NAME,
                 device=STR, dtype=one_of(DTYPES), variant=STR, env=STR, impl=OPT_STR,
                 index_dtype=STR, op=OP_NAME, settings=mapping(SCALAR))
+SHA256 = name_like(re.compile(r"[0-9a-f]{64}"), "a sha256 in hex")
+ORIGIN = fields(path=OPT_STR, size=integer(null=True), format=STR, key=OPT_STR,
+                offset=integer(null=True), sha256=SHA256,
+                dtype=name_like(re.compile(r"[a-z][a-z0-9_]{0,31}"), "a dtype name"))
+POLICY = one_of(("none", "first", "last", "other", "mixed", "later-nan", "ignores-nan"))
+LEAN = fields(rows=STR, positions=STR, references=array(fields(
+    ("dtype", "sense", "array"), dtype=one_of(DTYPES), sense=one_of(("max", "min")), array=STR)),
+    policies=array(fields(("dtype", "sense", "answers", "tie", "nan"), dtype=one_of(DTYPES),
+                          sense=one_of(("max", "min")), answers=STR, tie=POLICY, nan=POLICY)))
+#: The dtypes a case's source values have (worker/casting.py).
+SOURCE_DTYPES = ("float32", "float64", "int64", "uint64", "bool")
 CASE = fields(("id", "shape", "dim", "keepdim", "array"), id=STR, tags=NAMES,
               shape=array(integer()), dim=integer(-64, 63, null=True), keepdim=BOOL,
-              layout=STR, note=STR, must_raise=BOOL, array=STR, sense=one_of(("", "max", "min")),
-              dtypes=array(one_of(DTYPES)))
+              layout=STR, note=STR, must_raise=BOOL, array=OPT_STR,
+              sense=one_of(("", "max", "min")), dtypes=array(one_of(DTYPES)), origin=ORIGIN,
+              values_dtype=one_of(SOURCE_DTYPES), lean=LEAN)
 ERROR = fields(("type",), type=STR, message=STR, where=STR, stderr=STR)
 OUTCOME = fields(("runs",), runs=array(array(integer(null=True), length=2)), error=ERROR, indices=STR,
                  dtype=STR, type=OPT_STR)
@@ -234,7 +249,10 @@ def validate(document, arrays):
         where = f"cases[{i}]"
         if case["id"] in cases:
             raise Invalid(where, f"repeats case {case['id']!r}")
-        values = _array(arrays, case["array"], f"{where}.array", "biuf")
+        if case["array"] is None:
+            values = _lean_case(case, arrays, where)
+        else:
+            values = _array(arrays, case["array"], f"{where}.array", "biuf")
         if list(values.shape) != case["shape"]:
             raise Invalid(f"{where}.shape", f"is {case['shape']}, but its array has shape "
                           f"{list(values.shape)}")
@@ -273,6 +291,50 @@ VERDICT_KEYS = ("complete", "verdict", "fail_on", "failing", "allowed", "by_seve
                 "targets")
 TARGET_FIELDS = ("framework", "device", "dtype", "variant", "env", "impl", "index_dtype", "op",
                  "settings")
+
+
+def _lean_case(case, arrays, where):
+    """Check a lean case (no array: auditor/lean.py): its origin, dtype and shape, and the rows
+    and reference answers it kept against its shape; return an empty stand-in of that shape."""
+    for key in ("origin", "values_dtype"):
+        if key not in case:
+            raise Invalid(where, f"has no array and no {key!r}")
+    if "sha256" not in case["origin"]:
+        raise Invalid(f"{where}.origin", "has no 'sha256'")
+    shape = case["shape"]
+    problem = files.shape_problem(shape, files.memory_limit().bytes, "the memory limit")
+    if problem:
+        raise Invalid(f"{where}.shape", problem)
+    stand_in = np.lib.stride_tricks.as_strided(np.zeros(1, case["values_dtype"]), shape,
+                                               [0] * len(shape), writeable=False)
+    dim, keep, lean = case["dim"], case["keepdim"], case.get("lean") or {}
+    if dim is None or not shape:
+        output = [1] * len(shape) if keep and dim is None else []
+        length = math.prod(shape)
+    else:
+        axis = dim % len(shape) if -len(shape) <= dim < len(shape) else 0
+        output = shape[:axis] + ([1] if keep else []) + shape[axis + 1:]
+        length = shape[axis]
+    for i, reference in enumerate(lean.get("references", [])):
+        answers = _array(arrays, reference["array"], f"{where}.lean.references[{i}].array", "i")
+        if list(answers.shape) != output or (answers.size and not (
+                0 <= answers.min() and answers.max() < max(length, 1))):
+            raise Invalid(f"{where}.lean.references[{i}]", f"is not {output} indices within "
+                          f"0..{length - 1}")
+    if "rows" in lean or "positions" in lean:
+        _lean_rows(case, arrays, f"{where}.lean", output, length)
+    return stand_in
+
+
+def _lean_rows(case, arrays, where, output, length):
+    rows = _array(arrays, case["lean"].get("rows", ""), f"{where}.rows", "biuf")
+    positions = _array(arrays, case["lean"].get("positions", ""), f"{where}.positions", "i")
+    if rows.dtype.name != case["values_dtype"] or rows.ndim != 2 or rows.shape[1] != length:
+        raise Invalid(f"{where}.rows", f"are {rows.dtype} of shape {list(rows.shape)}, not rows "
+                      f"of {length} {case['values_dtype']}")
+    if list(positions.shape) != [len(rows), len(output)] or (positions.size and not (
+            (positions >= 0) & (positions < np.array(output, dtype=np.int64))).all()):
+        raise Invalid(f"{where}.positions", f"are not {len(rows)} positions within {output}")
 
 
 def _array(arrays, key, where, kinds):

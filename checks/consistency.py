@@ -19,7 +19,7 @@ import numpy as np
 from auditor import ops
 from auditor.explain import answers_at, disputed_positions, excerpt, fmt, list_indices
 from auditor.model import Finding
-from auditor.oracle import maximizers
+from auditor.oracle import maximizers, oriented
 from auditor.reproduce import reproducer
 
 NAME = "consistency"
@@ -70,12 +70,13 @@ def _compare(observations, case, dtype, sense, groups):
 
 def _finding(observations, case, dtype, sense, baseline, group, expected, total):
     (base, base_members), (other, members) = baseline, group
-    seen, ordered = case.seen(dtype), case.ordered(dtype, sense)
     positions = disputed_positions(other != base)
-    causes = [_cause(case.row(ordered, p), [int(base[p]), int(other[p])]) for p in positions]
+    causes = [_cause(case.ordered_row(dtype, sense, p), [int(base[p]), int(other[p])])
+              for p in positions]
     kind = next(k for k in PRIORITY if k in causes)
     first = positions[causes.index(kind)]  # the sentence describes a position of its kind
-    row, keyed = case.row(seen, first), case.row(ordered, first)
+    row = case.seen_row(dtype, first)
+    keyed = oriented(row, sense)
     picks = [int(base[first]), int(other[first])]
     sides = "; ".join(f"{', '.join(who)} return{'s' if len(who) == 1 else ''} {pick} "
                       f"({fmt(row[pick]) if 0 <= pick < len(row) else 'out of range'})"

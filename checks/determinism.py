@@ -68,8 +68,7 @@ def _finding(observations, target_id, case, answers):
             differs |= r.indices != results[0].indices
         positions = disputed_positions(differs)
         first = positions[0]
-        seen = case.seen(target.dtype)
-        row = case.row(seen, first)
+        row = case.seen_row(target.dtype, first)
         picks = [int(r.indices[first]) for r in results]
         by_pick = {}
         for pick, result in zip(picks, results):

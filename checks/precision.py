@@ -77,8 +77,7 @@ def flip_rates(observations):
 
 def _finding(observations, case, low, wide, low_answer, wide_answer, found):
     position, lo, hi = found[0]
-    wide_seen = case.seen("float32")
-    wide_row, low_row = case.row(wide_seen, position), case.row(case.seen(low.dtype), position)
+    wide_row, low_row = case.seen_row("float32", position), case.seen_row(low.dtype, position)
     units = _margin(wide_row, lo, hi, low.dtype)
     total = max(1, low_answer.indices.size)
     message = (f"{case.describe_call(low)} on {low.id} picked another index than {wide.id} at "
@@ -94,7 +93,7 @@ def _finding(observations, case, low, wide, low_answer, wide_answer, found):
                   "margin": abs(float(wide_row[hi]) - float(wide_row[lo])), "margin_spacings": units,
                   "values": excerpt(wide_row, [lo, hi]), "rounded": excerpt(low_row, [lo, hi]),
                   "picks": [hi, lo],
-                  "margins_spacings": [_margin(case.row(wide_seen, p), lo_, hi_, low.dtype)
+                  "margins_spacings": [_margin(case.seen_row("float32", p), lo_, hi_, low.dtype)
                                        for p, lo_, hi_ in found[:200]]},
         reproducer=reproducer(case, low, positions, observations.bundle_path, against="float32",
                               saw=[answers_at(wide_answer.indices, case, positions),

@@ -11,7 +11,7 @@ import numpy as np
 from auditor import ops
 from auditor.explain import answers_at, disputed_positions, excerpt, fmt, list_indices, squeeze_hint
 from auditor.model import LOW_PRECISION, Finding
-from auditor.oracle import maximizers
+from auditor.oracle import maximizers, oriented
 from auditor.reproduce import reproducer
 from auditor.worker.casting import is_integer, seen_values
 
@@ -57,13 +57,12 @@ def check(observations, options):
 
 
 def _judge(observations, case, target, outcome):
-    ordered = case.ordered(target.dtype, target.sense)
     expected = case.reference(target.dtype, target.sense)
     documented = ops.documented(target.framework, target.op) if not target.impl else None
     positions = disputed_positions(outcome.indices != expected)
     by_kind = {}
     for position in positions:
-        row = case.row(ordered, position)
+        row = case.ordered_row(target.dtype, target.sense, position)
         got = int(outcome.indices[position])
         kind = classify(row, got, int(expected[position]))
         covered = (documented is not None and kind in ops.DOCUMENTED_KINDS
@@ -76,8 +75,8 @@ def _judge(observations, case, target, outcome):
 
 def _finding(observations, case, target, outcome, expected, kind, documented, positions):
     first = positions[0]
-    row = case.row(case.seen(target.dtype), first)
-    ordered = case.row(case.ordered(target.dtype, target.sense), first)
+    row = case.seen_row(target.dtype, first)
+    ordered = oriented(row, target.sense)
     got, want = int(outcome.indices[first]), int(expected[first])
     explain = {"tie_break": _tie_sentence, "nan_policy": _nan_sentence,
                "wrong_index": _wrong_sentence}[kind]

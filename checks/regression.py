@@ -9,9 +9,10 @@ whether the new answer, the old one, or neither follows the reference.
 """
 import numpy as np
 
+from auditor import lean
 from auditor.explain import answers_at, disputed_positions, excerpt, fmt, list_indices
 from auditor.model import Finding
-from auditor.oracle import maximizers
+from auditor.oracle import maximizers, oriented
 from auditor.reproduce import reproducer
 
 NAME = "regression"
@@ -36,9 +37,13 @@ def pairs(observations, baseline):
 
 def same_case(case, old):
     """True when baseline case `old` is the same call on the same values as `case`."""
-    return (old is not None and case.shape == old.shape and case.dim == old.dim
-            and case.keepdim == old.keepdim and case.layout == old.layout
-            and np.array_equal(case.values, old.values, equal_nan=True))
+    if old is None or (case.shape, case.dim, case.keepdim, case.layout) != (
+            old.shape, old.dim, old.keepdim, old.layout):
+        return False
+    same = lean.same_input(case, old)  # inputs kept lean compare by their sha256
+    if same is not None or case.lean or old.lean:
+        return bool(same)
+    return np.array_equal(case.values, old.values, equal_nan=True)
 
 
 def check(observations, options):
@@ -108,11 +113,10 @@ def _finding(observations, case, target, old_target, new, old, versions):
                        targets=[target.id, old_target.id], evidence=evidence,
                        reproducer=reproducer(case, target, bundle_path=observations.bundle_path,
                                              show="api" if not new.failed else "call"))
-    seen = case.seen(target.dtype)
     expected = case.reference(target.dtype, target.sense)
     first = positions[0]
-    row = case.row(seen, first)
-    keyed = case.row(case.ordered(target.dtype, target.sense), first)  # argmin: negated
+    row = case.seen_row(target.dtype, first)
+    keyed = oriented(row, target.sense)  # argmin: negated
     picks = [int(old.indices[first]), int(new.indices[first])]
     cause = _cause(keyed, picks)
     direction = _direction(new.indices, old.indices, expected, positions, target)

@@ -1,6 +1,7 @@
 """The bench document as text: the terminal table in the article's layout, the Markdown summary,
 and a comparison's table. Reads only the bench document (auditor/benchfile.py)."""
 from auditor.files import printable
+from auditor.reports.markdown import text as markdown_text
 
 GROUP_ORDER = ("failed", "slower", "noisy", "faster", "same")
 
@@ -149,12 +150,10 @@ def render_comparison(comparison):
 # --- Markdown ------------------------------------------------------------------------------------
 
 
-def _md(text):
-    """Escape `text` for a Markdown table cell."""
-    text = printable(text)
-    for char in "\\`*_{}[]<>()#+!|~":
-        text = text.replace(char, "\\" + char)
-    return text
+def _md(value):
+    """Return `value` as one line of literal Markdown for a table cell (as the run's summary
+    does: `&<>` as entities, markup characters and table pipes escaped)."""
+    return markdown_text(printable(value))
 
 
 def markdown(document, comparison=None):

@@ -120,6 +120,28 @@ def test_the_timing_loop_waits_for_the_device_as_the_framework_needs(mode, waits
     assert len(syncs) == waits and syncs[-1] == 7  # the last call's result is waited for
 
 
+def test_each_call_waits_by_the_results_own_method_where_it_has_one():
+    class Result:
+        waited = 0
+
+        def block_until_ready(self):
+            Result.waited += 1
+            return self
+
+    syncs = []
+    loop = worker_bench.timing_loop(lambda x: Result(), "x", lambda d, r: syncs.append(r), "cpu",
+                                    "each-call", Result())
+    assert loop(5) >= 0
+    assert Result.waited == 5 and not syncs
+    jax = pytest.importorskip("jax")
+    waited = []
+    jitted = jax.jit(lambda x: x.argmax())
+    x = jax.numpy.arange(5.0)
+    loop = worker_bench.timing_loop(jitted, x, lambda d, r: waited.append(r), "cpu", "each-call",
+                                    jitted(x))
+    assert loop(3) >= 0 and not waited  # jax's arrays wait on their own
+
+
 def test_every_framework_has_its_timing_knowledge_in_one_table():
     assert set(worker_bench.FRAMEWORK) == {"numpy", "torch", "jax"}
     for bits in worker_bench.FRAMEWORK.values():
@@ -365,7 +387,9 @@ def test_markdown_and_terminal_keep_text_inert_and_on_one_line():
     assert "\x1b" not in text and "\\x1b" in text
     assert "1000x1000" in text and "10x10" in text
     summary = bench_text.markdown(found)
-    assert "<script>" not in summary and "\\<script\\>" in summary
+    assert "<script>" not in summary and "&lt;script&gt;" in summary
+    found["run"]["skipped"] = ["&lt;b>"]
+    assert "&amp;lt;b&gt;" in bench_text.markdown(found)  # shows as typed, not as <b>
     row = next(line for line in summary.splitlines() if line.startswith("| numpy"))
     assert row.count(" | ") == 3  # target | dim | two shapes: the | in the name is escaped
 

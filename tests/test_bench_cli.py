@@ -200,3 +200,19 @@ def test_report_re_renders_a_bench_bundle_and_exits_as_the_run_did(audit, tmp_pa
     cut["run"]["complete"] = False
     found = audit("report", save(tmp_path, "c", cut))
     assert found.code == 3 and "did not finish" in found.err
+
+
+def test_report_renders_a_bench_json_document_and_writes_html_only_where_asked(audit, tmp_path,
+                                                                              helpers):
+    path = tmp_path / "bench.json"
+    path.write_text(benchfile.dumps(document([result(median=1e-3)])))
+    found = audit("report", str(path))
+    assert found.code == 0, found.err
+    assert "numpy/cpu/float32" in found.out and "give -o FILE" in found.err
+    assert sorted(os.listdir(tmp_path)) == ["bench.json"]  # nothing written beside it
+    assert audit("report", str(path), "-o", str(tmp_path / "r.html")).code == 0
+    assert "<svg" in (tmp_path / "r.html").read_text()
+    results = tmp_path / "results.json"
+    results.write_text("{}")
+    line = helpers.one_line_error(audit("report", str(results)))
+    assert "is a file: give a results bundle's folder" in line

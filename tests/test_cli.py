@@ -49,7 +49,8 @@ RUN_DEFAULTS = {
 }
 #: Options without a default to state: repeatable additions and flags.
 NO_DEFAULT = {"--impl", "--quiet", "--help", "--baseline", "--save-baseline", "--junit", "--summary-md",
-              "--json", "--input", "--env", "--python", "--no-local", "--cases-from"}
+              "--json", "--input", "--env", "--python", "--no-local", "--cases-from",
+              "--store-inputs"}
 
 
 def test_run_help_states_every_option_with_its_default():

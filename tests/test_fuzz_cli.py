@@ -120,3 +120,65 @@ def test_torch_compile_fuzzing_compiles_each_signature_of_its_pool_once(audit):
     facts = result.results["metadata"]["fuzz"]
     assert facts["examples"] >= 40 and 0 < facts["compiles"] <= facts["signatures"] == 12
     assert facts["compile_s"] > 0 and "compiling:" in result.out
+
+
+def test_a_driver_killed_mid_search_leaves_a_checkpoint_that_report_judges(audit, monkeypatch,
+                                                                           tmp_path):
+    import shutil
+
+    from auditor import fuzz
+
+    judged = fuzz.Search._judge
+    copied, calls = [], []
+
+    def judge_then_die(self, example):
+        key = judged(self, example)
+        calls.append(1)
+        if len(calls) > 400:  # no checkpoint came: fail, do not search forever
+            raise KeyboardInterrupt
+        if self.records and not copied and (tmp_path / "killed-run" / "results.json").exists():
+            # what a kill -9 leaves on disk: the last checkpoint
+            shutil.copytree(tmp_path / "killed-run", tmp_path / "left")
+            copied.append(1)
+            raise KeyboardInterrupt
+        return key
+
+    monkeypatch.setattr(fuzz.Search, "_judge", judge_then_die)
+    result = audit(*FUZZ, "--impl", impl_spec("nan_payload.py"), "--max-examples", "100000",
+                   "--out", "killed-run")
+    assert result.code == 3 and copied, result.err
+    with open(tmp_path / "left" / "results.json", encoding="utf-8") as handle:
+        checkpoint = json.load(handle)
+    assert checkpoint["metadata"]["complete"] is False and "verdict" not in checkpoint["summary"]
+    assert checkpoint["cases"] and checkpoint["metadata"]["fuzz"]["examples"] >= 1
+    reported = audit("report", "left", "--json", "left.json")
+    assert reported.code == 3 and "did not finish" in reported.err
+    with open(tmp_path / "left.json", encoding="utf-8") as handle:
+        judged_again = json.load(handle)
+    assert findings_of(judged_again, impl_target("nan_payload.py"), "nan_policy")
+
+
+def test_a_checkpoint_is_saved_only_when_the_findings_change(tmp_path, monkeypatch):
+    from auditor import fuzz
+
+    class Search:
+        changed, records, started = True, {}, 0.0
+        stats = fuzz.Stats()
+
+    class Judge:
+        targets, environment = {}, {"python": {}}
+        observations = type("O", (), {"startup_errors": {}})()
+
+    written = []
+    checkpoint = fuzz.Checkpoint(str(tmp_path / "out"), Judge(),
+                                 lambda complete: {"complete": complete})
+    monkeypatch.setattr(fuzz.bundle, "write", lambda *args, **kwargs: written.append(args[3]))
+    search = Search()
+    checkpoint(search)  # the first change: saved at once
+    checkpoint(search)  # nothing changed since
+    search.changed = True
+    checkpoint(search)  # changed, but within the interval
+    assert written == [{"complete": False}] and search.changed
+    checkpoint.last -= checkpoint.interval
+    checkpoint(search)  # changed, the interval passed
+    assert len(written) == 2 and not search.changed

@@ -133,6 +133,13 @@ def test_a_broken_backend_is_kept_with_its_reason(planted, source, words):
     ({"version": "1", "devices": [{"id": "cpu", "dtypes": ["float32"]}]}, "no index dtype"),
     ({"version": "1", "devices": [{"id": "cpu", "dtypes": ["float32"]}], "index_dtype": "int64",
       "settings": [1]}, "settings is not a dict"),
+    ({"version": "1" * 300, "devices": [{"id": "cpu", "dtypes": []}]}, "at most 200"),
+    ({"version": "1\x1b[2J", "devices": [{"id": "cpu", "dtypes": []}]}, "not a printable"),
+    ({"version": "1", "devices": [{"id": "cpu/evil", "dtypes": []}]}, "not an id of letters"),
+    ({"version": "1", "devices": [{"id": "cpu@x", "dtypes": []}]}, "not an id of letters"),
+    ({"version": "1", "devices": [{"id": "c" * 65, "dtypes": []}]}, "not an id of letters"),
+    ({"version": "1", "devices": [{"id": f"d{i}", "dtypes": []} for i in range(300)]},
+     "300 devices, more than 256"),
 ])
 def test_a_nonsense_probe_is_refused_with_what_is_wrong(info, words):
     assert words in check_probe(info)

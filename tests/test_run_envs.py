@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 
+import numpy as np
 import pytest
 
 from auditor import envs
@@ -154,3 +155,16 @@ def test_python_path_is_checked_and_labelled(audit, helpers, home, tmp_path):
     assert "unknown environment" in helpers.one_line_error(audit("run", "--env", "nope"))
     assert "--no-local" in helpers.one_line_error(audit("run", "--no-local"))
     json.dumps(result.results)  # the bundle document stays plain JSON
+
+
+def test_fuzz_finds_and_shrinks_a_tie_rule_planted_in_another_environment(audit, helpers, plant):
+    plant("last_tie")
+    result = audit("fuzz", "-q", "--framework", "numpy", "--dtype", "float32", "--env", "np126",
+                   "--no-database", "--repeats", "1", "--max-examples", "150", "--out", "fz")
+    assert result.code == 1, result.out + result.err
+    document = result.results
+    env_target = "numpy/cpu/float32@np126"
+    ties = helpers.findings_of(document, env_target, "tie_break")
+    assert ties and not helpers.findings_of(document, "numpy/cpu/float32")
+    case = next(c for c in document["cases"] if c["id"] == ties[0]["case"])
+    assert 2 <= int(np.prod(case["shape"])) <= 4, case  # shrunk: two equal maxima, little else
