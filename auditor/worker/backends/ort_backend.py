@@ -17,7 +17,15 @@ import numpy as np
 
 from .. import layouts
 from ..casting import INT_DTYPES
-from . import as_indices, bind, cpu_name, harness, op_function, optional_ml_dtypes
+from . import (
+    as_indices,
+    bind,
+    cpu_name,
+    harness,
+    index_dtype_name,
+    op_function,
+    optional_ml_dtypes,
+)
 from .base import Backend, Modifier, Op
 
 ort = onnx = helper = None  # the modules, once `_load` imported them
@@ -309,7 +317,7 @@ class Adapter:
         """Run `node` on numpy `x` through the cached session of its signature."""
         if not isinstance(x, np.ndarray):
             raise TypeError(f"onnxruntime takes numpy arrays, not {type(x).__name__}")
-        dtype = "bfloat16" if x.dtype.name == "bfloat16" else x.dtype.name
+        dtype = index_dtype_name(x.dtype)
         if dim is not None:
             dim = dim % max(x.ndim, 1) if x.ndim else dim
         key = (node, dtype, x.ndim, dim, keepdim, tuple(sorted(self.options.items())), self.device)
