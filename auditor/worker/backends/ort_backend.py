@@ -149,7 +149,9 @@ class OnnxRuntimeBackend(Backend):
     notes = ("dim=None reshapes the input to one dimension first (Reshape to [-1], then axis 0), "
              "as exporters do",
              "dense tensors only: only contiguous cases run",
-             "one model and session per signature, opset the newest onnx and onnxruntime share")
+             "one model and session per signature, opset the newest onnx and onnxruntime share",
+             "idle intra-op threads wait without spinning between the audit's calls "
+             "(session.intra_op.allow_spinning=0; audit bench keeps the spinning default)")
 
     def adapter(self):
         return Adapter()
@@ -219,6 +221,12 @@ class Adapter:
         self.sessions = {}
         self.options = {}  # the variant's session options, set by `configure`
         self.device = "cpu"
+        #: True while `audit bench` times calls: the intra-op threads then spin between runs, as
+        #: they do by default. The audit's own calls come between Python work of the harness, so
+        #: there spinning threads would only burn CPU (two thirds of ONNX Runtime's in a default
+        #: run on 2 cores): the audit turns it off, which changes no answer, only how idle
+        #: threads wait (a setting it records).
+        self.timing = False
 
     def _opset(self):
         """Return the newest opset the installed onnx defines and onnxruntime loads."""
@@ -241,6 +249,8 @@ class Adapter:
                 {"off": "ORT_DISABLE_ALL", "all": "ORT_ENABLE_ALL"}[options["optimize"]])
         if options.get("threads"):
             settings.intra_op_num_threads = int(options["threads"])
+        if options.get("spinning") == "off":
+            settings.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return ort.InferenceSession(model, settings, providers=[_provider(device)])
 
     def _devices(self):
@@ -301,6 +311,7 @@ class Adapter:
             _optimize(variant), f"default ({ort.SessionOptions().graph_optimization_level.name})")
         return {"graph_optimization_level": level,
                 "intra_op_num_threads": int(variant.get("threads") or 0),
+                "intra_op_allow_spinning": int(self.timing),
                 "opset": self.opset,
                 **{k: os.environ[k] for k in _SETTINGS_ENV if k in os.environ}}
 
@@ -337,7 +348,8 @@ class Adapter:
         """Use `variant`'s session options (graph optimisation, intra-op threads) for the
         sessions its calls create; yield the settings in effect."""
         self.options = {k: v for k, v in (("optimize", _optimize(variant)),
-                                          ("threads", variant.get("threads"))) if v}
+                                          ("threads", variant.get("threads")),
+                                          ("spinning", None if self.timing else "off")) if v}
         try:
             yield self.settings(variant)
         finally:
