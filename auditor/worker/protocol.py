@@ -17,7 +17,9 @@ import numpy as np
 #     describe lists layout_limits ({"views" or a need such as "negative-step": why}); cases carry
 #     integer, bool and float64 arrays beside float32.
 #  4: hello carries the backend to load ("module:attribute", from the entry point group
-#     argmax_audit.backends); run's variant carries every modifier of the variant.
+#     argmax_audit.backends); run's variant carries every modifier of the variant. Compatible
+#     addition: run may carry tick_every (seconds): the worker then ticks before a call only
+#     after that long without a message (without it, before every call, as before).
 PROTOCOL_VERSION = 4
 #: The environment variable naming a folder that a worker group's processes share for one run
 #: (the driver removes it when the run ends).
