@@ -33,7 +33,7 @@ from .strategies import Space, examples, signature_pool
 from .summary import summarize
 from .worker.casting import family
 from .worker.protocol import write_message
-from .workers import WorkerGone, cases_message
+from .workers import WorkerGone, cases_message, tick_grace
 
 #: Examples per run unless --max-examples says otherwise.
 MAX_EXAMPLES = 300
@@ -209,6 +209,7 @@ class WorkerJudge:
             write_message(messages, *cases_message([case]))
             for target in targets:
                 write_message(messages, {"op": "run", "repeats": self.plan.repeats,
+                                         "tick_every": tick_grace(self.plan.timeout),
                                          "cases": [case.id], "target": _target_spec(target)})
             _write(worker, messages.getvalue())
             return True
@@ -236,7 +237,7 @@ class WorkerJudge:
     def _result(self, worker):
         deadline = self.plan.timeout
         while True:
-            header, payload = worker.receive(deadline)
+            header, payload = worker.receive(deadline, tick_grace(self.plan.timeout))
             if header.get("op") != "tick":
                 return header, payload
             deadline = (max(self.plan.timeout, self.plan.startup_timeout) if header.get("compile")

@@ -24,7 +24,7 @@ from .errors import CouldNotRun, UserError
 from .model import Outcome, Target
 from .worker import layouts
 from .worker.protocol import SHARED_ENV, read_array
-from .workers import WorkerGone, WorkerProcess, cases_message
+from .workers import WorkerGone, WorkerProcess, cases_message, tick_grace
 
 #: What brings each kind of device, where no backend says.
 DEVICE_HINTS = {
@@ -628,6 +628,7 @@ class _Session:
             try:
                 worker = self._ensure()
                 worker.send({"op": "run", "repeats": self.plan.repeats, "cases": pending,
+                             "tick_every": tick_grace(self.plan.timeout),
                              "case_repeats": {c: more[c] for c in pending if c in more},
                              "target": {"device": target.device, "dtype": target.dtype,
                                         "impl": target.impl, "op": target.op,
@@ -668,7 +669,7 @@ class _Session:
     def _receive_result(self, worker, target, process, pending):
         deadline = self.plan.timeout
         while True:
-            header, payload = worker.receive(deadline)
+            header, payload = worker.receive(deadline, tick_grace(self.plan.timeout))
             if header.get("op") != "tick":
                 break
             # A compilation (torch.compile, jax.jit) may take as long as starting a worker.

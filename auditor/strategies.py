@@ -166,23 +166,27 @@ _BOOL = st.booleans()
 # sampled_from draws uniformly and shrinks to the first entry; st.integers favours its lower end
 # heavily (a third of the draws), which would starve the later entries of every table.
 _SEED = st.sampled_from(range(2**16))
-_PICK = st.sampled_from(range(16))
 _RANK = st.sampled_from((1, 2, 3, 1, 2, 3, 4, 0))
 
 
-_SIZE_INDEX = st.sampled_from(range(720))  # a multiple of 4, of len(MID_SIZES), ...
+#: One draw picks an axis size from this table of 256 (hypothesis draws an index below 257
+#: uniformly): 1-4 in 10/16 of draws, the boundary sizes in 4/16, a large size (a second draw
+#: says which) in 1/16 and 0 in 1/16; simplest first, so shrinking walks towards size 1.
+LARGE, _SIZE_SLOTS = "large", 256
+SIZE_TABLE = ((1, 2, 3, 4) * 40 + tuple(MID_SIZES[i * len(MID_SIZES) // 64] for i in range(64))
+              + (LARGE,) * 16 + (0,) * 16)
+_SIZE = st.sampled_from(range(_SIZE_SLOTS))
+_LARGE_INDEX = st.sampled_from(range(len(LARGE_SIZES)))
 
 
 def _size(draw, budget):
-    """Draw one axis size: mostly 1-4, then boundary sizes, rarely large ones or 0 (always two
-    draws, so that shrinking the kind keeps the draws after it in place)."""
-    kind, index = draw(_PICK), draw(_SIZE_INDEX)
-    if kind < 10:
-        return (1, 2, 3, 4)[index % 4]
-    if kind < 14:
-        return MID_SIZES[index % len(MID_SIZES)]
+    """Draw one axis size: mostly 1-4, then boundary sizes, rarely large ones or 0 (one draw; a
+    large size takes a second)."""
+    size = SIZE_TABLE[draw(_SIZE)]
+    if size != LARGE:
+        return size
     large = tuple(s for s in LARGE_SIZES if s <= budget) or MID_SIZES
-    return large[index % len(large)] if kind < 15 else 0
+    return large[draw(_LARGE_INDEX) % len(large)]
 
 
 def draw_shape(draw, max_elements=MAX_ELEMENTS):
@@ -255,7 +259,13 @@ def draw_call(draw, space):
     shape = draw_shape(draw, space.max_elements)
     kinds = _layout_kinds(len(shape), tuple(space.layouts))
     layout = pick(draw, pick(draw, kinds))
-    return shape, layout, pick(draw, dim_options(len(shape))), draw(_BOOL)
+    return (shape, layout, *pick(draw, calls(len(shape))))
+
+
+@functools.cache
+def calls(ndim):
+    """Return every (dim, keepdim) of rank `ndim`, the plainest first (one draw picks one)."""
+    return tuple((dim, keepdim) for dim in dim_options(ndim) for keepdim in (False, True))
 
 
 @functools.cache
@@ -296,6 +306,17 @@ def value_kinds(family, wide):
     if family == "int":
         return INT_KINDS + ((ANY, ()),)
     return FLOAT_KINDS + (FLOAT64_KINDS if wide else ()) + ((NEAR, ()), (ANY, ()))
+
+
+@functools.cache
+def value_table(family, wide):
+    """Return the plants of `family` one draw picks from: each kind of `value_kinds` gets an
+    equal share of at most 256 entries (hypothesis draws an index below 257 uniformly), its
+    values spread over that share in order (NEAR and ANY stand for themselves)."""
+    kinds = value_kinds(family, wide)
+    share = 256 // len(kinds)
+    return tuple(values[i * len(values) // share] if values else kind
+                 for kind, values in kinds for i in range(share))
 
 
 _ANY = {"int": st.integers(-2**63, 2**63 - 1), True: st.floats(allow_nan=False, width=64),
@@ -345,8 +366,7 @@ def draw_plant(draw, family, n, rows, wide):
     row or None for every row, what it is in words)."""
     row = draw(_index(rows + 1)) - 1 if rows > 1 else -1
     row = None if row < 0 else row
-    kind, values = pick(draw, value_kinds(family, wide))
-    value = pick(draw, values) if values else kind
+    value = pick(draw, value_table(family, wide))
     if value == NEAR and n >= 2:  # a value and its neighbour one spacing of a dtype apart
         dtype = pick(draw, NEAR_DTYPES if wide else NEAR_DTYPES[:3])
         value, steps = pick(draw, NEAR_VALUES), pick(draw, NEAR_STEPS)

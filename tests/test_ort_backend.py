@@ -67,6 +67,29 @@ def test_variants_set_session_options_and_record_them(adapter):
     assert adapter.options == {}  # restored after the target
 
 
+def test_idle_threads_spin_only_while_calls_are_timed(adapter):
+    x = np.array([[1.0, 5.0, 5.0]], np.float32)
+
+    def spinning():
+        adapter.sessions.clear()
+        with adapter.configure({}) as settings:
+            adapter.function("argmax")(x, dim=1)
+        options = next(iter(adapter.sessions.values())).get_session_options()
+        try:
+            entry = options.get_session_config_entry("session.intra_op.allow_spinning")
+        except RuntimeError:  # not set: onnxruntime's default
+            entry = None
+        return entry, settings["intra_op_allow_spinning"]
+
+    assert spinning() == ("0", 0)  # the audit's calls: no CPU burnt between them
+    adapter.timing = True  # audit bench
+    try:
+        assert spinning() == (None, 1)  # onnxruntime's default (spinning) left alone
+    finally:
+        adapter.timing = False
+        adapter.sessions.clear()
+
+
 def test_probe_lists_providers_and_says_why_a_dtype_is_refused(adapter):
     info = adapter.describe()
     assert registry.check_probe(info) == ""

@@ -79,6 +79,21 @@ def test_reproducer_of_a_variant_sets_it_up():
 
 
 @pytest.mark.slow
+def test_the_worker_loads_tensorflow_without_jax_and_jax_still_imports_after():
+    pytest.importorskip("jax")
+    script = ("import sys\n"
+              "from auditor.worker.backends import tf_backend\n"
+              "tf_backend._load()\n"
+              "print('jax' in sys.modules, int(tf_backend.tf.math.argmax([1.0, 3.0, 2.0])))\n"
+              "import jax.numpy as jnp\n"
+              "print(int(jnp.argmax(jnp.array([1.0, 3.0, 2.0]))))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "1", "1"]
+
+
+@pytest.mark.slow
 def test_reproducer_runs_with_tensorflow_alone(tmp_path):
     case = select(build_suite(), ["nan-rows"])[0]
     target = Target("tensorflow", "cpu", "float32")

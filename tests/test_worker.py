@@ -70,3 +70,46 @@ def test_indices_must_be_integers():
         as_indices(np.array([1.5]), "ndarray")
     with pytest.raises(TypeError, match="not integer"):
         as_indices(np.array(["a"]), "ndarray")
+
+
+def _ticks_of_a_run(tick_every, impl=None, repeats=6):
+    """Run numpy's argmax (or `impl`) on two cases in a Worker in this process; return the
+    messages it wrote, by op."""
+    from auditor.model import Case
+    from auditor.worker.main import Worker
+    from auditor.workers import cases_message
+
+    out = io.BytesIO()
+    worker = Worker(out)
+    worker.hello({"framework": "numpy"}, b"")
+    cases = [Case("a", np.arange(8, dtype=np.float32), None), Case("b", np.ones((2, 3), np.float32), 1)]
+    worker.cases_(*cases_message(cases))
+    if impl:
+        worker.impls["slow"] = impl
+    target = {"device": "cpu", "dtype": "float32", "op": "argmax", "impl": "slow" if impl else None}
+    worker.run({"target": target, "cases": ["a", "b"], "repeats": repeats,
+                "tick_every": tick_every}, b"")
+    out.seek(0)
+    ops = []
+    while out.tell() < len(out.getvalue()):
+        ops.append(protocol.read_message(out)[0]["op"])
+    return ops
+
+
+def test_a_worker_ticks_before_every_call_unless_told_how_often():
+    assert _ticks_of_a_run(None).count("tick") == 12  # an older driver: one per call
+    # quick calls: only the first (nothing had been said before it) starts a deadline
+    assert _ticks_of_a_run(30.0) == ["tick", "result", "result"]
+
+
+def test_a_worker_ticks_before_a_call_after_a_silence_of_tick_every():
+    import time
+
+    def slow(x, dim=None, keepdim=False):
+        time.sleep(0.03)
+        return np.argmax(x, axis=dim, keepdims=keepdim)
+
+    ops = _ticks_of_a_run(0.01, impl=slow, repeats=3)
+    assert ops[:4] == ["tick", "tick", "tick", "result"]  # each call came after 30 ms of silence
+    # case b's first call comes right after case a's result (no tick needed), the others tick
+    assert ops[-3:] == ["tick", "tick", "result"] and ops.count("tick") in (5, 6)

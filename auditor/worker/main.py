@@ -79,6 +79,20 @@ class Worker:
         self.impls = {}
         self.cases = {}
         self.prepared = {}  # signature -> compiled call (see _prepared)
+        self.tick_every = None  # seconds between call ticks (see _tick); None: before every call
+        self.sent_at = float("-inf")  # when the last message went to the driver
+
+    def send(self, header, payload=b""):
+        """Write one message to the driver and note when."""
+        write_message(self.out, header, payload)
+        self.sent_at = time.perf_counter()
+
+    def _tick(self):
+        """Tell the driver a call starts, so its per-call deadline starts now; with `tick_every`
+        (the run's), only where the driver has heard nothing for that long: its deadline then has
+        that much grace, and a call is never cut before it has run for the whole --timeout."""
+        if self.tick_every is None or time.perf_counter() - self.sent_at >= self.tick_every:
+            self.send({"op": "tick"})
 
     def hello(self, header, payload):
         backend = backends.resolve(header.get("backend") or backends.BUILTIN[header["framework"]])
@@ -113,6 +127,7 @@ class Worker:
         builtin = not target.get("impl")
         fn = self.adapter.function(target.get("op", "argmax")) if builtin else self.impls[target["impl"]]
         variant = target.get("variant") or {}
+        self.tick_every = header.get("tick_every")
         with self.adapter.configure(variant) as settings:
             more = header.get("case_repeats") or {}
             for case_id in header["cases"]:
@@ -130,7 +145,7 @@ class Worker:
             x, before = self._input(target, case, source, fresh)
             call, new = self._prepared(target, fn, mode, case, source, fresh)
         except Exception as exc:
-            write_message(self.out, {"op": "result", "case": case_id, "setup_error": _error(exc)})
+            self.send({"op": "result", "case": case_id, "setup_error": _error(exc)})
             return
         prepare_s = time.perf_counter() - started
         # Compiled modes compile on the first call of each signature: that call is timed apart
@@ -140,7 +155,7 @@ class Worker:
         for repeat in range(repeats):
             if fresh and repeat:
                 x, before = self._input(target, case, source, fresh)
-            write_message(self.out, {"op": "tick"})  # the driver's per-call deadline starts now
+            self._tick()  # the driver's per-call deadline starts now
             outcome, elapsed = self._call(call, x, target["device"])
             seconds.append(elapsed)
             _add(outcomes, keys, outcome, repeat, writer)
@@ -154,7 +169,7 @@ class Worker:
         if compile_s is not None:
             result["compile_s"] = compile_s
         result["harness_s"] = time.perf_counter() - started - sum(seconds) - (compile_s or 0.0)
-        write_message(self.out, result, writer.payload())
+        self.send(result, writer.payload())
 
     def _prepared(self, target, fn, mode, case, source, fresh):
         """Return (the call of `fn` for `case`, True if it must compile first).
@@ -183,12 +198,13 @@ class Worker:
         """
         if target.get("impl"):
             x = self._input(target, case, source, False)[0]
-        write_message(self.out, {"op": "tick", "compile": True})  # a compile's longer deadline
+        self.send({"op": "tick", "compile": True})  # a compile's longer deadline
         started = time.perf_counter()
         try:
             self.adapter.synchronize(target["device"], call(x))
         except (Exception, SystemExit):
             pass
+        self.sent_at = float("-inf")  # the first call after it ticks: the per-call deadline again
         return time.perf_counter() - started
 
     def _input(self, target, case, source, keep_copy):
@@ -294,6 +310,6 @@ def main():
             return
         try:
             reply = OPS[header["op"]](worker, header, payload)
-            write_message(out, {"op": "reply", "ok": True, **reply})
+            worker.send({"op": "reply", "ok": True, **reply})
         except Exception as exc:
-            write_message(out, {"op": "reply", "ok": False, "error": _error(exc)})
+            worker.send({"op": "reply", "ok": False, "error": _error(exc)})

@@ -19,7 +19,9 @@ import numpy as np
 #     describe lists layout_limits ({"views" or a need such as "negative-step": why}); cases carry
 #     integer, bool and float64 arrays beside float32.
 #  4: hello carries the backend to load ("module:attribute", from the entry point group
-#     argmax_audit.backends); run's variant carries every modifier of the variant.
+#     argmax_audit.backends); run's variant carries every modifier of the variant. Compatible
+#     addition: run may carry tick_every (seconds): the worker then ticks before a call only
+#     after that long without a message (without it, before every call, as before).
 #  5: a case's array may be {"file", "offset", "dtype", "shape", "stamp": [size, mtime_ns]}: a
 #     file the worker maps copy-on-write instead of bytes in the payload (large inputs).
 PROTOCOL_VERSION = 5

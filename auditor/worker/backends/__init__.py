@@ -86,9 +86,17 @@ def view(memory, layout, shape, ops):
     return memory
 
 
+_NAMES = {}  # numpy dtype -> its name (numpy computes `dtype.name` in Python on every access)
+
+
 def index_dtype_name(dtype):
     """Return a framework-neutral name for a numpy dtype (`int64`, `bfloat16`, ...)."""
-    return np.dtype(dtype).name
+    name = _NAMES.get(dtype)
+    if name is None:
+        name = np.dtype(dtype).name
+        if len(_NAMES) < 256:  # the few dtypes of an audit (whatever a user's function returns)
+            _NAMES[dtype] = name
+    return name
 
 
 def as_indices(array, type_name, name=None):
@@ -97,7 +105,7 @@ def as_indices(array, type_name, name=None):
     name = name or index_dtype_name(array.dtype)
     if array.dtype.kind in "iub":
         return array.astype(np.int64), name
-    if array.dtype.kind == "f" or array.dtype.name == "bfloat16":
+    if array.dtype.kind == "f" or index_dtype_name(array.dtype) == "bfloat16":
         wide = array.astype(np.float64)
         if np.all(np.isfinite(wide)) and np.all(wide == np.round(wide)):
             return wide.astype(np.int64), name

@@ -17,7 +17,15 @@ import numpy as np
 
 from .. import layouts
 from ..casting import INT_DTYPES
-from . import as_indices, bind, cpu_name, harness, op_function, optional_ml_dtypes
+from . import (
+    as_indices,
+    bind,
+    cpu_name,
+    harness,
+    index_dtype_name,
+    op_function,
+    optional_ml_dtypes,
+)
 from .base import Backend, Modifier, Op
 
 ort = onnx = helper = None  # the modules, once `_load` imported them
@@ -141,7 +149,9 @@ class OnnxRuntimeBackend(Backend):
     notes = ("dim=None reshapes the input to one dimension first (Reshape to [-1], then axis 0), "
              "as exporters do",
              "dense tensors only: only contiguous cases run",
-             "one model and session per signature, opset the newest onnx and onnxruntime share")
+             "one model and session per signature, opset the newest onnx and onnxruntime share",
+             "idle intra-op threads wait without spinning between the audit's calls "
+             "(session.intra_op.allow_spinning=0; audit bench keeps the spinning default)")
 
     def adapter(self):
         return Adapter()
@@ -211,6 +221,12 @@ class Adapter:
         self.sessions = {}
         self.options = {}  # the variant's session options, set by `configure`
         self.device = "cpu"
+        #: True while `audit bench` times calls: the intra-op threads then spin between runs, as
+        #: they do by default. The audit's own calls come between Python work of the harness, so
+        #: there spinning threads would only burn CPU (two thirds of ONNX Runtime's in a default
+        #: run on 2 cores): the audit turns it off, which changes no answer, only how idle
+        #: threads wait (a setting it records).
+        self.timing = False
 
     def _opset(self):
         """Return the newest opset the installed onnx defines and onnxruntime loads."""
@@ -233,6 +249,8 @@ class Adapter:
                 {"off": "ORT_DISABLE_ALL", "all": "ORT_ENABLE_ALL"}[options["optimize"]])
         if options.get("threads"):
             settings.intra_op_num_threads = int(options["threads"])
+        if options.get("spinning") == "off":
+            settings.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return ort.InferenceSession(model, settings, providers=[_provider(device)])
 
     def _devices(self):
@@ -293,6 +311,7 @@ class Adapter:
             _optimize(variant), f"default ({ort.SessionOptions().graph_optimization_level.name})")
         return {"graph_optimization_level": level,
                 "intra_op_num_threads": int(variant.get("threads") or 0),
+                "intra_op_allow_spinning": int(self.timing),
                 "opset": self.opset,
                 **{k: os.environ[k] for k in _SETTINGS_ENV if k in os.environ}}
 
@@ -309,7 +328,7 @@ class Adapter:
         """Run `node` on numpy `x` through the cached session of its signature."""
         if not isinstance(x, np.ndarray):
             raise TypeError(f"onnxruntime takes numpy arrays, not {type(x).__name__}")
-        dtype = "bfloat16" if x.dtype.name == "bfloat16" else x.dtype.name
+        dtype = index_dtype_name(x.dtype)
         if dim is not None:
             dim = dim % max(x.ndim, 1) if x.ndim else dim
         key = (node, dtype, x.ndim, dim, keepdim, tuple(sorted(self.options.items())), self.device)
@@ -329,7 +348,8 @@ class Adapter:
         """Use `variant`'s session options (graph optimisation, intra-op threads) for the
         sessions its calls create; yield the settings in effect."""
         self.options = {k: v for k, v in (("optimize", _optimize(variant)),
-                                          ("threads", variant.get("threads"))) if v}
+                                          ("threads", variant.get("threads")),
+                                          ("spinning", None if self.timing else "off")) if v}
         try:
             yield self.settings(variant)
         finally:

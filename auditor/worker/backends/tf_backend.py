@@ -11,6 +11,7 @@ worker process), never when this module is imported.
 """
 import contextlib
 import os
+import sys
 
 import numpy as np
 
@@ -31,10 +32,22 @@ _FLOATS = ("float32", "float16", "bfloat16", "float64")
 
 
 def _load():
-    """Import tensorflow into this module's global `tf` (once)."""
+    """Import tensorflow into this module's global `tf` (once).
+
+    TensorFlow imports jax where it is installed, for TFLite's conversion of jax functions alone
+    (`tensorflow/lite/python/util.py`: `try: from jax import jit`); that import, about a second
+    of CPU in every TensorFlow worker, is held off while TensorFlow loads (jax is importable
+    again after)."""
     global tf, _VIEWS
     if tf is None:
-        import tensorflow as module
+        hold = "jax" not in sys.modules
+        if hold:
+            sys.modules["jax"] = None  # `import jax` raises ImportError, which TFLite expects
+        try:
+            import tensorflow as module
+        finally:
+            if hold and sys.modules.get("jax", 0) is None:
+                del sys.modules["jax"]
         tf = module
         _VIEWS = {"permute": tf.transpose, "slice": lambda x, at: x[at], "reshape": tf.reshape,
                   "broadcast": tf.broadcast_to}
