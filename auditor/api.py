@@ -109,9 +109,11 @@ def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=Non
               suite="quick", cases=None, seed=0, repeats=5, processes=2, timeout=60.0,
               startup_timeout=180.0, jobs=None, inputs=(), input_dim=-1, baseline=None,
               save_baseline=None, out=None, fail_on=None, config=None, envs=(), pythons=(),
-              local=True, progress=False, command=None, after_save=None, cases_from=()):
+              local=True, progress=False, command=None, after_save=None, cases_from=(),
+              executor=None):
     """Run an audit; return (Result, interrupted). `after_save(document, out)` runs while the
-    signals that would tear the final save are still held (the CLI writes its reports there)."""
+    signals that would tear the final save are still held (the CLI writes its reports there).
+    `executor`: None to run here, or a rayexec.RayOptions to run on a Ray cluster."""
     frameworks = _names("framework", frameworks, registry.names())
     dtypes = _names("dtype", dtypes, DTYPES)
     devices, variants, ops = _devices(devices), _variants(variants), _ops(ops)
@@ -119,6 +121,8 @@ def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=Non
         raise UserError(f"unknown suite {suite!r}; choose from {', '.join(SUITES)}")
     rules = policy.find(config)
     interpreters = _interpreters(list(envs), list(pythons), not local)
+    if executor is not None and (interpreters or not local):
+        raise UserError("--env, --python and --no-local are not supported with --executor ray yet")
     previous = baselines.load(baseline) if baseline else None
     impls = [_impl(spec, frameworks) for spec in impls]
     patterns = [cases] if isinstance(cases, str) else list(cases or [])
@@ -139,6 +143,7 @@ def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=Non
     folder = out if out is not None else tempfile.mkdtemp(prefix="argmax-audit-")
     created = bundle.prepare(folder) or out is None
     metadata = {"command": list(command or ["audit()"]), "suite": suite, "seed": seed,
+                "executor": "local" if executor is None else "ray",
                 "cases": patterns, "repeats": repeats, "processes": processes,
                 "timeout": timeout, "startup_timeout": startup_timeout, "fail_on": fail_on,
                 "policy": rules.source, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -148,7 +153,7 @@ def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=Non
     try:
         try:
             observations, runner, environment, interrupted = measure(plan, folder, metadata,
-                                                                     progress)
+                                                                     progress, executor)
         except AuditError:
             bundle.discard(folder, created)  # refused before anything was measured: no trace
             raise
@@ -354,15 +359,21 @@ def check_options(rules, observations, environment, previous=None):
 # --- measuring and saving ----------------------------------------------------------------------
 
 
-def measure(plan, out, metadata, progress=False):
+def measure(plan, out, metadata, progress=False, executor=None):
     """Run `plan`, checkpointing into `out`; return (observations, runner, environment, interrupted).
+    `executor`: None here, or a rayexec.RayOptions (auditor/rayexec.py).
 
     Ctrl-C and SIGTERM stop the workers and keep what was measured (saved at once, then checked).
     """
     observations = Observations(cases={c.id: c for c in plan.cases},
                                 bundle_path=os.path.abspath(out))
     display = Progress(len(plan.cases) * plan.processes, enabled=progress)
-    runner = Runner(plan, observations, display.update)
+    if executor is None:
+        runner = Runner(plan, observations, display.update)
+    else:
+        from .rayexec import RayRunner
+
+        runner = RayRunner(plan, observations, display.update, options=executor)
     runner.grow = display.grow
     first = runner.start()
     display.total = runner.planned() * plan.processes
