@@ -281,7 +281,7 @@ class RayRunner:
 
     def _connect(self):
         ray = self.ray
-        address = self.options.address or os.environ.get("RAY_ADDRESS") or None
+        address = self.options.address or os.environ.get("RAY_ADDRESS") or "local"
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      configure_logging=True, logging_level="ERROR")
@@ -375,7 +375,8 @@ class RayRunner:
         for label in [label for label in self.agents if not self.assigned.get(label)]:
             self._drop(label)
         if not self.targets:
-            why = "; ".join(f"node {p['label']}: {p['error']}" for p in probes if p["error"])
+            why = "; ".join([*(f"node {p['label']}: {p['error']}" for p in probes if p["error"]),
+                             *self.record.skipped])
             error = UserError if probes and all(p["user_error"] for p in probes) else CouldNotRun
             raise error("no node of the Ray cluster can run a target"
                         + (f" ({why})" if why else ""))
