@@ -120,9 +120,10 @@ def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=Non
     if suite not in SUITES:
         raise UserError(f"unknown suite {suite!r}; choose from {', '.join(SUITES)}")
     rules = policy.find(config)
-    interpreters = _interpreters(list(envs), list(pythons), not local)
-    if executor is not None and (interpreters or not local):
-        raise UserError("--env, --python and --no-local are not supported with --executor ray yet")
+    if executor is not None:  # on Ray, each --env is a runtime_env on every node
+        executor, interpreters = _ray_envs(executor, list(envs), list(pythons), local), []
+    else:
+        interpreters = _interpreters(list(envs), list(pythons), not local)
     previous = baselines.load(baseline) if baseline else None
     impls = [_impl(spec, frameworks) for spec in impls]
     patterns = [cases] if isinstance(cases, str) else list(cases or [])
@@ -302,6 +303,24 @@ def _interpreters(env_names, python_paths, no_local):
         labels.add(label)
         found.append(Interpreter(label, probe.get("path", path), probe))
     return found
+
+
+def _ray_envs(executor, env_names, python_paths, local):
+    """Return the Ray executor's options with the pip specs of each --env (auditor/rayexec.py)."""
+    if python_paths:
+        raise UserError("--python names an interpreter on this machine; with --executor ray use "
+                        "--env NAME (its pip specs are installed on every node by Ray)")
+    if not local and not env_names:
+        raise UserError("--no-local leaves nothing to audit: add --env NAME")
+    specs = []
+    for name in env_names:
+        envs.resolve(name)  # known and whole here
+        record = next(r for r in envs.list_envs() if r["name"] == name)
+        if not record.get("specs"):
+            raise UserError(f"environment {name} keeps no record of its packages; rebuild it with "
+                            f"'audit env create --replace {name} SPEC...'")
+        specs.append((name, tuple(record["specs"])))
+    return dataclasses.replace(executor, envs=tuple(specs))
 
 
 def python_label(path):

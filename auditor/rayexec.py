@@ -46,6 +46,7 @@ class RayOptions:
     address: str | None = None
     resources: tuple = ()
     each_node: bool = False
+    envs: tuple = ()  # ((name, pip specs), ...) of --env: each a Ray runtime_env on every node
 
 
 def import_ray():
@@ -66,8 +67,45 @@ def node_label(host, node_id, hosts):
 
 
 def env_label(label):
-    """Return a node's label as targets carry it (their `env`): `node=LABEL`."""
+    """Return a node's label as targets carry it (their `env`): `node=LABEL`, and
+    `node=LABEL:ENV` for an agent of environment ENV there."""
     return f"node={label}"
+
+
+def runtime_env(specs):
+    """Return the Ray runtime_env of an environment made with `audit env create NAME SPEC...`:
+    its pip specs, installed by Ray into a virtualenv on each node over that node's Python."""
+    return {"pip": {"packages": list(specs), "pip_check": False}}
+
+
+def env_frameworks(specs):
+    """Return the frameworks (backend names) whose distributions `specs` name: those an
+    environment audits (the others it inherits from the node's own Python)."""
+    from . import registry
+
+    names = {_spec_name(spec) for spec in specs}
+    return [fw for fw, backend in registry.backends().items()
+            if names & {_normal(d) for d in (backend.distributions or (backend.module,))}]
+
+
+def _spec_name(spec):
+    head = spec.strip().split(";")[0]
+    for stop in "<>=!~[ @":
+        head = head.split(stop)[0]
+    return _normal(head)
+
+
+def _normal(name):
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def env_plan(plan, specs):
+    """Return `plan` for the agent of an environment with `specs`: its frameworks only."""
+    frameworks = [fw for fw in env_frameworks(specs)
+                  if fw in plan.frameworks or any(i.framework == fw for i in plan.impls)]
+    return dataclasses.replace(plan, frameworks=frameworks, explicit_frameworks=False,
+                               impls=[i for i in plan.impls if i.framework in frameworks],
+                               local=True, interpreters=[])
 
 
 def device_resource(device):
@@ -308,27 +346,32 @@ class RayRunner:
         nodes = self._nodes()
         hosts = [n.get("NodeManagerHostname") or n.get("NodeManagerAddress") for n in nodes]
         agent_class = self.ray.remote(NodeAgent)
+        units = ([(None, self.plan, None)] if self.plan.local else []) + [
+            (name, env_plan(self.plan, specs), runtime_env(specs)) for name, specs in self.options.envs]
         pending = {}
         for node, host in zip(nodes, hosts):
-            label = node_label(host, node["NodeID"], hosts)
             gpus, custom = agent_resources(node["Resources"], self.plan.devices,
                                            self.options.resources)
-            agent = agent_class.options(
-                num_cpus=0, num_gpus=gpus, resources=custom, max_concurrency=4,
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
-            ).remote(self.plan, node["NodeID"])
-            self.agents[label] = agent
-            pending[agent.probe.remote()] = (label, node)
+            for name, plan, environment in units:
+                label = node_label(host, node["NodeID"], hosts) + (f":{name}" if name else "")
+                agent = agent_class.options(
+                    num_cpus=0, num_gpus=gpus, resources=custom, max_concurrency=4,
+                    runtime_env=environment,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
+                ).remote(plan, node["NodeID"])
+                self.agents[label] = agent
+                pending[agent.probe.remote()] = (label, node, name)
         probes = []
-        deadline = self.plan.startup_timeout + 60
+        # An environment's agent waits for Ray to install its pip specs on the node first.
+        deadline = self.plan.startup_timeout + (600 if self.options.envs else 60)
         ready, late = self.ray.wait(list(pending), num_returns=len(pending), timeout=deadline)
         for ref in late:
-            label, _ = pending[ref]
+            label = pending[ref][0]
             self.note(f"node {label}: no answer within {deadline:g} s (its resources busy, or "
                       "the node too slow to start); nothing runs there")
             self._drop(label)
         for ref in ready:
-            label, node = pending[ref]
+            label, node, name = pending[ref]
             try:
                 facts = self.ray.get(ref)
             except self.ray.exceptions.RayError as exc:
@@ -341,9 +384,14 @@ class RayRunner:
                 self._drop(label)
                 continue
             facts.update(label=label, resources=node["Resources"], node_id=node["NodeID"])
+            for target in facts["targets"]:  # an environment's targets are others than the node's
+                target["local"] = target["id"]
+                if name:
+                    target["id"] += f"@{name}"
+                    target["group"] += f"@{name}"
             probes.append(facts)
-        order = list(pending.values())
-        return sorted(probes, key=lambda p: [label for label, _ in order].index(p["label"]))
+        order = [label for label, _, _ in pending.values()]
+        return sorted(probes, key=lambda p: order.index(p["label"]))
 
     def _place(self, probes):
         for probe in probes:
@@ -364,13 +412,13 @@ class RayRunner:
         for probe in probes:
             label = probe["label"]
             mine = set(chosen[label])
-            self.assigned[label] = [t["id"] for t in probe["targets"] if t["id"] in mine]
+            self.assigned[label] = [t["local"] for t in probe["targets"] if t["id"] in mine]
             for item in probe["targets"]:
                 if item["id"] in mine:
                     fields = dict(item["target"], env=env_label(label))
                     target = _target(fields)
-                    self.targets[label, item["id"]] = target
-                    self.cases[label, item["id"]] = item["cases"]
+                    self.targets[label, item["local"]] = target
+                    self.cases[label, item["local"]] = item["cases"]
                     self.observations.targets[target.id] = target
         for label in [label for label in self.agents if not self.assigned.get(label)]:
             self._drop(label)

@@ -89,3 +89,27 @@ def test_the_cli_does_not_import_ray():
     code = "import sys, auditor.cli, auditor.api; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_an_environment_maps_to_a_ray_runtime_env_of_its_pip_specs():
+    specs = ["numpy==1.26.4", "torch>=2.2; python_version >= '3.9'", "jax[cpu]==0.4.30", "rich"]
+    assert rayexec.runtime_env(specs) == {"pip": {"packages": specs, "pip_check": False}}
+    assert rayexec.env_frameworks(specs) == ["numpy", "torch", "jax"]
+    assert rayexec.env_frameworks(["ONNXRuntime_GPU ~= 1.18"]) == ["onnxruntime"]
+
+
+def test_an_environment_agent_audits_only_the_frameworks_its_specs_install():
+    from auditor.runner import Impl, Plan
+
+    plan = Plan(frameworks=["numpy", "torch", "jax"], explicit_frameworks=True, devices=[],
+                dtypes=["float32"], impls=[Impl("torch", "k.py", "f"), Impl("jax", "k.py", "g")],
+                cases=[])
+    mapped = rayexec.env_plan(plan, ["numpy==1.26.4", "torch==2.2.2"])
+    assert mapped.frameworks == ["numpy", "torch"] and not mapped.explicit_frameworks
+    assert [i.framework for i in mapped.impls] == ["torch"]
+    assert mapped.local and mapped.interpreters == []
+
+
+def test_python_paths_are_refused_on_ray(audit):
+    result = audit("run", "-q", "--framework", "numpy", "--executor", "ray", "--python", "/usr/bin/python3")
+    assert result.code == 2 and "--env" in result.err
