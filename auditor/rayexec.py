@@ -204,14 +204,13 @@ class NodeAgent:
         record = self.runner.record
         facts["inventory"] = inventory(record.frameworks, record.unavailable)
         facts["skipped"] = list(record.skipped)
+        self.skipped_sent = len(record.skipped)  # said once, with the probe
         facts["startup_errors"] = dict(self.runner.observations.startup_errors)
-        groups = list(dict.fromkeys(g for _, g in self.runner.targets.values()))
         for target, group in self.runner.targets.values():
             facts["targets"].append({"id": target.id, "device": target.device,
                                      "group": f"{group.framework}:{'+'.join(group.process)}",
                                      "target": dataclasses.asdict(target),
-                                     "cases": list(self.runner.cases_for(target)),
-                                     "group_index": groups.index(group)})
+                                     "cases": list(self.runner.cases_for(target))})
         return facts
 
     def run(self, target_ids):
@@ -406,6 +405,7 @@ class RayRunner:
             for framework, why in probe["inventory"].get("unavailable", {}).items():
                 self.record.unavailable[f"{framework}@{env}"] = why
         chosen, notes = place(probes, self.options.each_node)
+        notes += [f"node {p['label']} runs nothing: {p['error']}" for p in probes if p["error"]]
         for note in notes:
             self.note(note)
         self._notes_of_nodes(probes)
@@ -534,7 +534,10 @@ class RayRunner:
         if label not in self.agents:
             return
         self.agents.pop(label)
-        why = f"the Ray node {label} was lost mid-run ({_first_line(exc)})"
+        if isinstance(exc, self.ray.exceptions.RayTaskError):  # the agent raised: not the node
+            why = f"the audit's agent on Ray node {label} failed ({_first_line(exc)})"
+        else:
+            why = f"the Ray node {label} was lost mid-run ({_first_line(exc)})"
         for local_id in self.assigned.get(label, []):
             target = self.targets[label, local_id]
             left = [c for c in self.cases[label, local_id]
