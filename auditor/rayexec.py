@@ -31,6 +31,8 @@ from .runner import Runner, RunRecord
 EXTRA = "pip install 'argmax-audit[ray]'"
 #: Workers started by an agent see their Ray node's id here (an implementation may read it).
 NODE_ENV = "ARGMAX_AUDIT_RAY_NODE"
+#: The variable by which Ray turns token authentication on or off.
+AUTH_MODE = "RAY_AUTH_MODE"
 #: Seconds between two collections of the agents' observations.
 POLL_S = 0.25
 #: Seconds the agents get to stop their workers after Ctrl-C before they are killed.
@@ -298,6 +300,9 @@ class RayRunner:
         self.lock = threading.Lock()
         self.record = RunRecord()
         self.ray = None
+        # ray.init may switch this process to token authentication by setting RAY_AUTH_MODE in
+        # os.environ; the caller's value is given back at shutdown.
+        self._auth_mode = os.environ.get(AUTH_MODE)
         self.agents = {}  # label -> actor handle
         self.assigned = {}  # label -> [local target ids]
         self.targets = {}  # (label, local id) -> Target of the driver (labelled)
@@ -574,6 +579,10 @@ class RayRunner:
             self._drop(label)
         if self.ray.is_initialized():
             self.ray.shutdown()
+        if self._auth_mode is None:
+            os.environ.pop(AUTH_MODE, None)
+        else:
+            os.environ[AUTH_MODE] = self._auth_mode
 
 
 def _target(fields):

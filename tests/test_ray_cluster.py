@@ -117,9 +117,11 @@ def test_same_verdict_and_findings_as_the_local_executor(audit, cluster, tmp_pat
 
 def test_no_ray_process_is_left_when_the_audit_started_ray(audit, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    auth = os.environ.get("RAY_AUTH_MODE")
     before = ray_processes()
     result = audit(*SMALL)
     assert result.code == 0, result.err
+    assert os.environ.get("RAY_AUTH_MODE") == auth  # the local Ray's token mode is not left set
     deadline = time.monotonic() + 20  # ray.shutdown has returned; the processes end at once
     while ray_processes() - before and time.monotonic() < deadline:
         time.sleep(0.5)
