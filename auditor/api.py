@@ -153,8 +153,9 @@ def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=Non
         metadata["baseline"] = baseline_facts(baseline, previous[2])
     try:
         try:
+            ray = {"executor": executor} if executor is not None else {}
             observations, runner, environment, interrupted = measure(plan, folder, metadata,
-                                                                     progress, executor)
+                                                                     progress, **ray)
         except AuditError:
             bundle.discard(folder, created)  # refused before anything was measured: no trace
             raise

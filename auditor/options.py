@@ -224,8 +224,8 @@ executor = click.option(
          "each target on a node that has its device; needs argmax-audit[ray]).")
 ray_address = click.option(
     "--ray-address", metavar="ADDRESS",
-    help="The Ray cluster to run on (with --executor ray). Default: RAY_ADDRESS, else a local "
-         "Ray started for the run and stopped after it.")
+    help="The Ray cluster to run on. Default: RAY_ADDRESS, else a local Ray started for the run "
+         "and stopped after it. For --executor ray.")
 ray_resource = click.option(
     "--ray-resource", "ray_resources", multiple=True, metavar="NAME",
     help="Run only on Ray nodes that have the custom resource NAME (repeatable; --executor ray).")
