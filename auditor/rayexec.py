@@ -33,6 +33,8 @@ EXTRA = "pip install 'argmax-audit[ray]'"
 NODE_ENV = "ARGMAX_AUDIT_RAY_NODE"
 #: The variable by which Ray turns token authentication on or off.
 AUTH_MODE = "RAY_AUTH_MODE"
+#: Seconds to wait for the cluster's address to answer before trying to join it.
+CONNECT_S = 10.0
 #: Seconds between two collections of the agents' observations.
 POLL_S = 0.25
 #: Seconds the agents get to stop their workers after Ctrl-C before they are killed.
@@ -59,6 +61,22 @@ def import_ray():
         raise UserError(f"--executor ray needs Ray, which is not installed; install it with {EXTRA}"
                         ) from None
     return ray
+
+
+def unreachable(address, timeout=CONNECT_S):
+    """Say why nothing answers at Ray `address` (`HOST:PORT` or `ray://HOST:PORT`), or return
+    None where something does (or the address is `local` or `auto`, which Ray resolves)."""
+    if address in ("local", "auto"):
+        return None
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return "give it as HOST:PORT (the head node's GCS port, 6379 by default) or ray://HOST:PORT"
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        return f"{exc.strerror or exc} (no connection within {timeout:g} s)"
+    return None
 
 
 def node_label(host, node_id, hosts):
@@ -324,6 +342,9 @@ class RayRunner:
     def _connect(self):
         ray = self.ray
         address = self.options.address or os.environ.get("RAY_ADDRESS") or "local"
+        why = unreachable(address)
+        if why:  # Ray itself would retry for minutes
+            raise UserError(f"cannot reach the Ray cluster at {address}: {why}")
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      configure_logging=True, logging_level="ERROR")

@@ -113,3 +113,26 @@ def test_an_environment_agent_audits_only_the_frameworks_its_specs_install():
 def test_python_paths_are_refused_on_ray(audit):
     result = audit("run", "-q", "--framework", "numpy", "--executor", "ray", "--python", "/usr/bin/python3")
     assert result.code == 2 and "--env" in result.err
+
+
+def test_an_address_where_nothing_answers_is_said_at_once():
+    import socket
+
+    with socket.socket() as sock:  # a port just freed: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert rayexec.unreachable(f"127.0.0.1:{port}", timeout=2)
+    assert rayexec.unreachable(f"ray://127.0.0.1:{port}", timeout=2)
+    assert "HOST:PORT" in rayexec.unreachable("somewhere")
+    assert rayexec.unreachable("local") is None and rayexec.unreachable("auto") is None
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        assert rayexec.unreachable(f"127.0.0.1:{sock.getsockname()[1]}") is None
+
+
+def test_an_unreachable_cluster_is_one_line_and_exit_2(audit):
+    result = audit("run", "-q", "--framework", "numpy", "--executor", "ray",
+                   "--ray-address", "127.0.0.1:1")
+    assert result.code == 2 and "cannot reach the Ray cluster at 127.0.0.1:1" in result.err
+    assert len(result.err.strip().splitlines()) == 1
