@@ -82,7 +82,7 @@ def audit(impls=(), *, frameworks=None, devices=None, dtypes=None, variants=None
           suite="quick", cases=None, seed=0, repeats=5, processes=2, timeout=60.0,
           startup_timeout=180.0, jobs=None, inputs=(), input_dim=-1, baseline=None,
           save_baseline=None, out=None, fail_on=None, config=None, envs=(), pythons=(),
-          local=True, progress=False, cases_from=()):
+          local=True, progress=False, cases_from=(), executor=None):
     """Audit argmax as `audit run` does and return a Result; nothing is printed.
 
     `impls` are callables (their framework from `frameworks` when it names one, else given as
@@ -90,6 +90,8 @@ def audit(impls=(), *, frameworks=None, devices=None, dtypes=None, variants=None
     `inputs` are arrays (numpy, torch, jax) or paths of .npy/.npz/.pt/.safetensors files, audited
     as user cases reduced along `input_dim`. `out` keeps the results bundle there (a new folder,
     or an earlier bundle); without it the bundle lives in a temporary folder for the run only.
+    `executor` is "local" (None) or "ray" (a local Ray, or RAY_ADDRESS), or a
+    `auditor.rayexec.RayOptions` (address, resources, each_node) as `--executor ray` takes them.
     Bad arguments raise UserError; Ctrl-C stops the run, saves what was measured into `out`, and
     raises KeyboardInterrupt.
     """
@@ -99,10 +101,24 @@ def audit(impls=(), *, frameworks=None, devices=None, dtypes=None, variants=None
         timeout=timeout, startup_timeout=startup_timeout, jobs=jobs, inputs=inputs,
         input_dim=input_dim, baseline=baseline, save_baseline=save_baseline, out=out,
         fail_on=fail_on, config=config, envs=envs, pythons=pythons, local=local,
-        progress=progress, cases_from=cases_from)
+        progress=progress, cases_from=cases_from, executor=_executor(executor))
     if interrupted:
         raise KeyboardInterrupt
     return result
+
+
+def _executor(value):
+    """Return None (run here) or the RayOptions that `value` names."""
+    if value in (None, "local"):
+        return None
+    from .rayexec import RayOptions, import_ray
+
+    if value == "ray":
+        import_ray()
+        return RayOptions()
+    if isinstance(value, RayOptions):
+        return value
+    raise UserError(f"executor must be 'local', 'ray' or a RayOptions, not {value!r}")
 
 
 def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=None, ops=None,

@@ -136,3 +136,15 @@ def test_an_unreachable_cluster_is_one_line_and_exit_2(audit):
                    "--ray-address", "127.0.0.1:1")
     assert result.code == 2 and "cannot reach the Ray cluster at 127.0.0.1:1" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_the_python_api_takes_the_executor():
+    from auditor import api
+    from auditor.errors import UserError
+
+    assert api._executor(None) is None and api._executor("local") is None
+    assert api._executor("ray") == rayexec.RayOptions()
+    options = rayexec.RayOptions(address="h:6379", each_node=True)
+    assert api._executor(options) is options
+    with pytest.raises(UserError, match="executor must be"):
+        api._executor("dask")
