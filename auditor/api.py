@@ -82,7 +82,7 @@ def audit(impls=(), *, frameworks=None, devices=None, dtypes=None, variants=None
           suite="quick", cases=None, seed=0, repeats=5, processes=2, timeout=60.0,
           startup_timeout=180.0, jobs=None, inputs=(), input_dim=-1, store_inputs=False,
           baseline=None, save_baseline=None, out=None, fail_on=None, config=None, envs=(),
-          pythons=(), local=True, progress=False, cases_from=()):
+          pythons=(), local=True, progress=False, cases_from=(), executor=None):
     """Audit argmax as `audit run` does and return a Result; nothing is printed.
 
     `impls` are callables (their framework from `frameworks` when it names one, else given as
@@ -91,6 +91,8 @@ def audit(impls=(), *, frameworks=None, devices=None, dtypes=None, variants=None
     as user cases reduced along `input_dim`; one over 64 MiB is kept in the bundle as its path,
     sha256, answers and disputed rows unless `store_inputs`. `out` keeps the results bundle there (a new folder,
     or an earlier bundle); without it the bundle lives in a temporary folder for the run only.
+    `executor` is "local" (None) or "ray" (a local Ray, or RAY_ADDRESS), or a
+    `auditor.rayexec.RayOptions` (address, resources, each_node) as `--executor ray` takes them.
     Bad arguments raise UserError; Ctrl-C stops the run, saves what was measured into `out`, and
     raises KeyboardInterrupt.
     """
@@ -100,10 +102,25 @@ def audit(impls=(), *, frameworks=None, devices=None, dtypes=None, variants=None
         timeout=timeout, startup_timeout=startup_timeout, jobs=jobs, inputs=inputs,
         input_dim=input_dim, store_inputs=store_inputs, baseline=baseline,
         save_baseline=save_baseline, out=out, fail_on=fail_on, config=config, envs=envs,
-        pythons=pythons, local=local, progress=progress, cases_from=cases_from)
+        pythons=pythons, local=local, progress=progress, cases_from=cases_from,
+        executor=_executor(executor))
     if interrupted:
         raise KeyboardInterrupt
     return result
+
+
+def _executor(value):
+    """Return None (run here) or the RayOptions that `value` names."""
+    if value in (None, "local"):
+        return None
+    from .rayexec import RayOptions, import_ray
+
+    if value == "ray":
+        import_ray()
+        return RayOptions()
+    if isinstance(value, RayOptions):
+        return value
+    raise UserError(f"executor must be 'local', 'ray' or a RayOptions, not {value!r}")
 
 
 def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=None, ops=None,
@@ -111,16 +128,20 @@ def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=Non
               startup_timeout=180.0, jobs=None, inputs=(), input_dim=-1, store_inputs=False,
               baseline=None, save_baseline=None, out=None, fail_on=None, config=None, envs=(),
               pythons=(), local=True, progress=False, command=None, after_save=None,
-              cases_from=()):
+              cases_from=(), executor=None):
     """Run an audit; return (Result, interrupted). `after_save(document, out)` runs while the
-    signals that would tear the final save are still held (the CLI writes its reports there)."""
+    signals that would tear the final save are still held (the CLI writes its reports there).
+    `executor`: None to run here, or a rayexec.RayOptions to run on a Ray cluster."""
     frameworks = _names("framework", frameworks, registry.names())
     dtypes = _names("dtype", dtypes, DTYPES)
     devices, variants, ops = _devices(devices), _variants(variants), _ops(ops)
     if suite not in SUITES:
         raise UserError(f"unknown suite {suite!r}; choose from {', '.join(SUITES)}")
     rules = policy.find(config)
-    interpreters = _interpreters(list(envs), list(pythons), not local)
+    if executor is not None:  # on Ray, each --env is a runtime_env on every node
+        executor, interpreters = _ray_envs(executor, list(envs), list(pythons), local), []
+    else:
+        interpreters = _interpreters(list(envs), list(pythons), not local)
     previous = baselines.load(baseline) if baseline else None
     impls = [_impl(spec, frameworks) for spec in impls]
     patterns = [cases] if isinstance(cases, str) else list(cases or [])
@@ -143,6 +164,7 @@ def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=Non
     folder = out if out is not None else tempfile.mkdtemp(prefix="argmax-audit-")
     created = bundle.prepare(folder) or out is None
     metadata = {"command": list(command or ["audit()"]), "suite": suite, "seed": seed,
+                "executor": "local" if executor is None else "ray",
                 "cases": patterns, "repeats": repeats, "processes": processes,
                 "timeout": timeout, "startup_timeout": startup_timeout, "fail_on": fail_on,
                 "policy": rules.source, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -151,8 +173,9 @@ def run_audit(impls=(), frameworks=None, devices=None, dtypes=None, variants=Non
         metadata["baseline"] = baseline_facts(baseline, previous[2])
     try:
         try:
+            ray = {"executor": executor} if executor is not None else {}
             observations, runner, environment, interrupted = measure(plan, folder, metadata,
-                                                                     progress)
+                                                                     progress, **ray)
         except AuditError:
             bundle.discard(folder, created)  # refused before anything was measured: no trace
             raise
@@ -303,6 +326,24 @@ def _interpreters(env_names, python_paths, no_local):
     return found
 
 
+def _ray_envs(executor, env_names, python_paths, local):
+    """Return the Ray executor's options with the pip specs of each --env (auditor/rayexec.py)."""
+    if python_paths:
+        raise UserError("--python names an interpreter on this machine; with --executor ray use "
+                        "--env NAME (its pip specs are installed on every node by Ray)")
+    if not local and not env_names:
+        raise UserError("--no-local leaves nothing to audit: add --env NAME")
+    specs = []
+    for name in env_names:
+        envs.resolve(name)  # known and whole here
+        record = next(r for r in envs.list_envs() if r["name"] == name)
+        if not record.get("specs"):
+            raise UserError(f"environment {name} keeps no record of its packages; rebuild it with "
+                            f"'audit env create --replace {name} SPEC...'")
+        specs.append((name, tuple(record["specs"])))
+    return dataclasses.replace(executor, envs=tuple(specs))
+
+
 def python_label(path):
     """Name `--python PATH` in target ids: its environment folder (…/NAME/bin/python), or the
     interpreter's own name."""
@@ -368,15 +409,21 @@ def check_options(rules, observations, environment, previous=None):
 # --- measuring and saving ----------------------------------------------------------------------
 
 
-def measure(plan, out, metadata, progress=False):
+def measure(plan, out, metadata, progress=False, executor=None):
     """Run `plan`, checkpointing into `out`; return (observations, runner, environment, interrupted).
+    `executor`: None here, or a rayexec.RayOptions (auditor/rayexec.py).
 
     Ctrl-C and SIGTERM stop the workers and keep what was measured (saved at once, then checked).
     """
     observations = Observations(cases={c.id: c for c in plan.cases},
                                 bundle_path=os.path.abspath(out))
     display = Progress(len(plan.cases) * plan.processes, enabled=progress)
-    runner = Runner(plan, observations, display.update)
+    if executor is None:
+        runner = Runner(plan, observations, display.update)
+    else:
+        from .rayexec import RayRunner
+
+        runner = RayRunner(plan, observations, display.update, options=executor)
     runner.grow = display.grow
     first = runner.start()
     display.total = runner.planned() * plan.processes

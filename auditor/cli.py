@@ -69,10 +69,14 @@ def cli():
 @options.summary_md
 @options.json_out
 @options.quiet
+@options.executor
+@options.ray_address
+@options.ray_resource
+@options.each_node
 def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns, seed, repeats,
         processes, timeout, startup_timeout, jobs, out, fail_on, config, env_names, python_paths,
-        no_local, input_files, input_dim, store_inputs, cases_from, baseline_path, save_baseline, junit,
-        summary_md, json_file, quiet):
+        no_local, input_files, input_dim, store_inputs, cases_from, baseline_path, save_baseline,
+        junit, summary_md, json_file, quiet, executor, ray_address, ray_resources, each_node):
     """Call argmax repeatedly on every case and target, check the answers, write the bundle.
 
     Targets are every installed framework (numpy, torch, jax) on every device it reports, in every
@@ -90,7 +94,8 @@ def run(frameworks, devices, dtypes, impls, variants, ops, suite, case_patterns,
         baseline=baseline_path,
         save_baseline=save_baseline, out=out, fail_on=fail_on, config=config, envs=env_names,
         pythons=python_paths, local=not no_local, progress=not quiet and sys.stderr.isatty(),
-        command=["audit", *sys.argv[1:]], after_save=reports, cases_from=cases_from)
+        command=["audit", *sys.argv[1:]], after_save=reports, cases_from=cases_from,
+        executor=options.executor_of(executor, ray_address, ray_resources, each_node))
     _echo(f"results bundle: {os.path.join(out, bundle.RESULTS)}", err=json_file == "-")
     if save_baseline:
         _echo(f"baseline: {save_baseline}", err=json_file == "-")

@@ -222,8 +222,39 @@ def parse_impl(text):
     return Impl(framework, module, function, op or "argmax")
 
 
+executor = click.option(
+    "--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+    help="Where the workers run: local (this machine), or ray (one audit across a Ray cluster, "
+         "each target on a node that has its device; needs argmax-audit[ray]).")
+ray_address = click.option(
+    "--ray-address", metavar="ADDRESS",
+    help="The Ray cluster to run on. Default: RAY_ADDRESS, else a local Ray started for the run "
+         "and stopped after it. For --executor ray.")
+ray_resource = click.option(
+    "--ray-resource", "ray_resources", multiple=True, metavar="NAME",
+    help="Run only on Ray nodes that have the custom resource NAME (repeatable; --executor ray).")
+each_node = click.option(
+    "--each-node", is_flag=True,
+    help="Run the CPU targets on every Ray node, each labelled with its node "
+         "(numpy/cpu/float32@node=HOST; --executor ray).")
+
+
 cases_from = click.option(
     "--cases-from", "cases_from", multiple=True, metavar="BUNDLE_OR_FILE",
     help="Also run the cases a results bundle or baseline file holds, with their exact values "
          "(repeatable): an 'audit fuzz' bundle's shrunk examples become regression cases (only "
          "them: --cases fuzz).")
+
+
+def executor_of(name, address, resources, each_node):
+    """Return None for the local executor, or the RayOptions of `--executor ray`; refuse Ray
+    options given without it."""
+    if name != "ray":
+        if address or resources or each_node:
+            raise click.UsageError("--ray-address, --ray-resource and --each-node need "
+                                   "--executor ray")
+        return None
+    from .rayexec import RayOptions, import_ray
+
+    import_ray()  # a missing extra is one line now, before any work
+    return RayOptions(address=address, resources=tuple(split(resources)), each_node=each_node)

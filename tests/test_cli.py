@@ -29,6 +29,8 @@ def test_group_help_lists_commands_options_and_exit_codes():
 
 #: What `audit run --help` must say each option defaults to.
 RUN_DEFAULTS = {
+    "--executor": "[default: local]",
+    "--ray-address": "Default: RAY_ADDRESS",
     "--framework": "Default: every one installed",
     "--device": "Default: every device each framework reports",
     "--dtype": "Default: all",
@@ -50,7 +52,7 @@ RUN_DEFAULTS = {
 #: Options without a default to state: repeatable additions and flags.
 NO_DEFAULT = {"--impl", "--quiet", "--help", "--baseline", "--save-baseline", "--junit", "--summary-md",
               "--json", "--input", "--env", "--python", "--no-local", "--cases-from",
-              "--store-inputs"}
+              "--store-inputs", "--ray-resource", "--each-node"}
 
 
 def test_run_help_states_every_option_with_its_default():
