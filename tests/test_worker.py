@@ -113,3 +113,29 @@ def test_a_worker_ticks_before_a_call_after_a_silence_of_tick_every():
     assert ops[:4] == ["tick", "tick", "tick", "result"]  # each call came after 30 ms of silence
     # case b's first call comes right after case a's result (no tick needed), the others tick
     assert ops[-3:] == ["tick", "tick", "result"] and ops.count("tick") in (5, 6)
+
+
+def test_numpy_worker_imports_ml_dtypes_only_for_a_bfloat16_array():
+    """Importing ml_dtypes costs about a second of CPU (0.7): a numpy worker that never meets
+    bfloat16 must not pay it, yet still says bfloat16 is supported, with ml_dtypes's version."""
+    pytest.importorskip("ml_dtypes")
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "from auditor.worker.backends import load\n"
+        "adapter = load('numpy')\n"
+        "info = adapter.describe()\n"
+        "assert 'bfloat16' in info['devices'][0]['dtypes'], info\n"
+        "assert info['build']['ml_dtypes'], info\n"
+        "x = adapter.to_native(np.arange(3, dtype=np.float32), 'float32', 'cpu', 'contiguous')\n"
+        "assert 'ml_dtypes' not in sys.modules\n"
+        "bits = np.array([0x3F80, 0x4000, 0x3F80], dtype=np.uint16)  # 1.0, 2.0, 1.0\n"
+        "x = adapter.to_native(bits, 'bfloat16', 'cpu', 'contiguous')\n"
+        "assert 'ml_dtypes' in sys.modules and str(x.dtype) == 'bfloat16'\n"
+        "print(int(adapter.argmax(x, 0, False)))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"

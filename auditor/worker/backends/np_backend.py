@@ -7,17 +7,16 @@ from .. import layouts
 from ..casting import INT_DTYPES
 from . import (
     as_indices,
+    bfloat16,
     bind,
     cpu_name,
     harness,
+    ml_dtypes_present,
     no_settings,
     op_function,
-    optional_ml_dtypes,
     view,
 )
 from .base import Backend, Documented, Op
-
-ml_dtypes = None  # the module once an adapter exists (see optional_ml_dtypes)
 
 _SETTINGS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -97,14 +96,11 @@ BACKEND = NumpyBackend()
 class Adapter:
     name = "numpy"
 
-    def __init__(self):
-        global ml_dtypes
-        ml_dtypes = optional_ml_dtypes()
-
     def describe(self):
         dtypes = ["float32", "float16", "float64", *INT_DTYPES]
         unsupported = {}
-        if ml_dtypes is not None:
+        version = ml_dtypes_present()  # imported at the first bfloat16 array (see `bfloat16`)
+        if version is not None:
             dtypes.insert(2, "bfloat16")
         else:
             unsupported["bfloat16"] = "needs ml_dtypes (pip install ml_dtypes)"
@@ -112,7 +108,7 @@ class Adapter:
                   "dtypes": dtypes, "unsupported": unsupported}
         return {
             "version": np.__version__,
-            "build": {"ml_dtypes": getattr(ml_dtypes, "__version__", None)},
+            "build": {"ml_dtypes": version},
             "devices": [device],
             "index_dtype": np.dtype(np.intp).name,
             "index_dtypes": {op: np.dtype(np.intp).name for op in OPS},
@@ -143,7 +139,7 @@ class Adapter:
         """Return `host` (the worker's private array of `dtype`; bfloat16 as bits) in `layout`."""
         memory = layouts.base(host, layout)
         if dtype == "bfloat16":
-            memory = memory.view(ml_dtypes.bfloat16)
+            memory = memory.view(bfloat16())
         return view(memory, layout, host.shape, _VIEWS)
 
     def argmax(self, x, dim, keepdim):
