@@ -419,7 +419,7 @@ def measure(plan, out, metadata, progress=False, executor=None):
                                 bundle_path=os.path.abspath(out))
     display = Progress(len(plan.cases) * plan.processes, enabled=progress)
     if executor is None:
-        runner = Runner(plan, observations, display.update)
+        runner = Runner(plan, observations, display.update, prewarm=True)
     else:
         from .rayexec import RayRunner
 

@@ -196,8 +196,9 @@ def _device_matches(device, wanted):
 class Runner:
     """Drive the workers for `plan`, writing into `observations` and calling `progress`."""
 
-    def __init__(self, plan, observations, progress=None, checkpoint=None):
+    def __init__(self, plan, observations, progress=None, checkpoint=None, prewarm=False):
         self.plan = plan
+        self.prewarm = prewarm  # start second processes while slower frameworks are probed
         self.observations = observations
         self.progress = progress or (lambda *a: None)
         self.checkpoint = checkpoint or (lambda: None)
@@ -215,6 +216,8 @@ class Runner:
         self._shared = {}  # Group -> a folder its processes share for the run (see `spawn`)
         self.startup_s = {}  # Group -> seconds its first worker took to start and describe itself
         self._scratch = None
+        self._spares = {}  # Group -> Future of its process 1, started early (see `_warm_early`)
+        self._warm_pool = None
 
     def shared_folder(self, group):
         """Return the folder the processes of `group` share during this run, made on first use
@@ -306,6 +309,8 @@ class Runner:
         first, problems = {}, []
         with concurrent.futures.ThreadPoolExecutor(max(1, len(groups))) as pool:
             futures = {group: pool.submit(self._describe, group) for group in groups}
+            if self.prewarm and self.plan.processes > 1:
+                self._warm_early(futures)
             for group, future in futures.items():
                 try:
                     worker, info, error = future.result()
@@ -328,15 +333,74 @@ class Runner:
             self.planned()  # each target's cases chosen (and skips noted) before threads start
         except UserError:
             _close_all(first)
+            self._drop_spares()
             raise
         if not self.targets:
             _close_all(first)
+            self._drop_spares()
             if self.record.skipped:
                 raise UserError("nothing to audit: " + "; ".join(self.record.skipped))
             reasons = "; ".join(f"{fw}: {why}" for fw, why in {
                 **self.record.unavailable, **self.observations.startup_errors}.items())
             raise CouldNotRun("no target could run" + (f" ({reasons})" if reasons else ""))
         return first
+
+    def _warm_early(self, probes):
+        """While some groups' first workers are still starting (`probes`: Group -> Future of
+        `_describe`), start the second process of groups already described, so that a core
+        left idle by a slow framework's import (TensorFlow's takes seconds) imports what the run
+        needs next; at most --jobs processes start at once. Run-phase order decides which: the
+        groups that compile every signature, then the slowest to start (`_longest_first`)."""
+        waiting = {future: group for group, future in probes.items()}
+        warming, ready = set(), []
+        while waiting:
+            done, _ = concurrent.futures.wait(set(waiting) | warming,
+                                              return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                warming.discard(future)
+                group = waiting.pop(future, None)
+                if group is not None and not future.exception() and future.result()[0] is not None:
+                    ready.append((group, future.result()[1]))
+            ready.sort(key=lambda item: (not item[1].get("compiles_per_signature"),
+                                         -self.startup_s.get(item[0], 0.0)))
+            while waiting and ready and len(waiting) + len(warming) < self.plan.jobs:
+                if self._warm_pool is None:
+                    self._warm_pool = concurrent.futures.ThreadPoolExecutor(
+                        max(1, self.plan.jobs), thread_name_prefix="argmax-audit-warm")
+                group = ready.pop(0)[0]
+                self._spares[group] = self._warm_pool.submit(self._warm, group)
+                warming.add(self._spares[group])
+
+    def _warm(self, group):
+        """Start and greet a worker of `group` ahead of its turn; None where that failed (its
+        session then starts one itself and meets the failure as it would have)."""
+        impls = [i for i in self.plan.impls if i.framework == group.framework]
+        try:
+            worker = self.spawn(group)
+        except (WorkerGone, OSError):
+            return None
+        try:
+            if not start_worker(worker, impls, self.plan.startup_timeout):
+                return worker
+        except (WorkerGone, RuntimeError):
+            pass
+        worker.kill()
+        self.forget(worker)
+        return None
+
+    def _drop_spares(self):
+        """Stop the workers started early that no session took (now, or once they are up)."""
+        def stop(future):
+            worker = None if future.cancelled() or future.exception() else future.result()
+            if worker is not None:
+                worker.kill()
+                self.forget(worker)
+
+        for future in self._spares.values():
+            future.add_done_callback(stop)
+        self._spares.clear()
+        if self._warm_pool is not None:
+            self._warm_pool.shutdown(wait=False)
 
     def _interpreter_groups(self, interpreter):
         """Return the groups of another interpreter: its frameworks the plan audits there."""
@@ -486,7 +550,8 @@ class Runner:
         jobs = [(group, p) for group in self._longest_first(used) for p in range(self.plan.processes)]
         pool = concurrent.futures.ThreadPoolExecutor(max(1, self.plan.jobs))
         try:
-            running = {pool.submit(self._run_process, group, p, first.pop(group) if p == 0 else None)
+            running = {pool.submit(self._run_process, group, p, first.pop(group) if p == 0 else
+                                   self._spares.pop(group, None) if p == 1 else None)
                        for group, p in jobs}
             self._wait(running)
             reruns = self._unsettled()
@@ -503,6 +568,7 @@ class Runner:
             pool.shutdown(wait=True, cancel_futures=True)
             for worker in first.values():
                 worker.kill()
+            self._drop_spares()
             if self._scratch is not None:
                 self._cleanup()
             self.record.seconds = time.perf_counter() - started
@@ -551,6 +617,8 @@ class Runner:
             session.close()
 
     def _run_process(self, group, process, worker):
+        if isinstance(worker, concurrent.futures.Future):  # started early (see `_warm_early`)
+            worker = None if worker.exception() else worker.result()  # None: the session starts one
         targets = [t for t, g in self.targets.values() if g == group]
         if process % 2:  # the other end first: with a shared folder (see `shared_folder`), two
             targets.reverse()  # processes running at once then mostly reuse each other's work

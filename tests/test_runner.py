@@ -427,6 +427,59 @@ def test_processes_of_a_group_share_a_folder_for_the_run_only(tmp_path, helpers)
 
 
 @pytest.mark.slow
+def test_second_processes_start_while_a_slower_framework_is_probed():
+    """With prewarm (audit run's runner), a group already described gets its process 1 started
+    while another group's first worker is still starting; process 1 then runs in that worker,
+    the answers are those of a run without it, and no worker outlives the run."""
+    pytest.importorskip("torch")
+    from auditor.runner import Group
+
+    cases = select(build_suite(), ["ties-short", "dims-1"])
+    numpy_group = Group("numpy")
+    answers = {}
+    for prewarm in (False, True):
+        observations = Observations(cases={c.id: c for c in cases})
+        plan = _plan(frameworks=["numpy", "torch"], explicit_frameworks=True, cases=cases,
+                     repeats=2, processes=2, jobs=2)
+        runner = Runner(plan, observations, prewarm=prewarm)
+        describe, spawned, started_early = runner._describe, [], threading.Event()
+
+        def slow_torch(group, runner=runner, describe=describe, started_early=started_early):
+            if group.framework == "torch" and runner.prewarm:  # until numpy's process 1 is up
+                assert started_early.wait(60), "numpy's second process was not started early"
+            return describe(group)
+
+        def spawn(group, spawn=runner.spawn, spawned=spawned, started_early=started_early):
+            worker = spawn(group)
+            spawned.append((group, worker))
+            if group == numpy_group and len([g for g, _ in spawned if g == group]) == 2:
+                started_early.set()
+            return worker
+
+        runner._describe, runner.spawn = slow_torch, spawn
+        first = runner.start()
+        early = runner._spares.get(numpy_group)
+        assert (early is not None) is prewarm
+        used = {}
+        run_process = runner._run_process
+
+        def noted(group, process, worker, used=used, run_process=run_process):
+            used[(group.framework, process)] = worker
+            return run_process(group, process, worker)
+
+        runner._run_process = noted
+        runner.run(first)
+        if prewarm:  # process 1 of numpy ran in the worker started early, none was spawned again
+            numpy_workers = [w for g, w in spawned if g == numpy_group]
+            assert used[("numpy", 1)] is early and early.result() is numpy_workers[1]
+            assert len(numpy_workers) == 2
+        assert not runner.live and all(w.process.poll() is not None for _, w in spawned)
+        answers[prewarm] = {key: [(o.runs, None if o.indices is None else o.indices.tolist())
+                                  for o in outs] for key, outs in observations.outcomes.items()}
+    assert answers[True] == answers[False] and answers[True]
+
+
+@pytest.mark.slow
 def test_start_refuses_an_impl_that_cannot_load(helpers):
     cases = select(build_suite(), ["scalar"])
     plan = _plan(frameworks=["numpy"], explicit_frameworks=True, cases=cases,
