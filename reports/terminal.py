@@ -134,9 +134,13 @@ def _plural(count, word):
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+#: The parts of a results document the summary shows (observations and cases stay unread).
+SHOWN = ("summary", "environment", "findings", "metadata")
+
+
 def render(document, limit=10, color=False):
     """Return the summary text for results `document`, its strings neutralised by `plain`."""
-    document = _neutral(document)
+    document = {key: _neutral(document[key]) for key in SHOWN if key in document}
     summary = document["summary"]
     style = (lambda text, **kw: click.style(text, **kw)) if color else (lambda text, **kw: text)
     lines = [_header(document["environment"]), "", *_user_lines(summary.get("user") or {}),
