@@ -1,4 +1,5 @@
 """The `audit` command line (Click). User mistakes become one line and exit 2."""
+import dataclasses
 import json
 import os
 import sys
@@ -19,7 +20,7 @@ from .checks import regression, run_checks
 from .envcmd import env
 from .errors import AuditError, ExitCode, UserError
 from .fuzzcmd import fuzz
-from .model import SEVERITIES
+from .model import KINDS, SEVERITIES
 from .reports import html, junit, markdown, terminal
 from .summary import summarize
 
@@ -125,7 +126,8 @@ def report(bundle_path, html_file, fail_on, config, junit, summary_md, json_file
 
     Prints the summary, writes the HTML report (and --junit, --summary-md, --json where given),
     and exits like the run did: 1 when findings at or above --fail-on (default: the run's level)
-    are not allowed by the policy.
+    are not allowed by the policy. With --config, the run's observations are checked again under
+    that policy (its thresholds, severities and allowed findings); the bundle keeps its own.
     """
     if benchfile.is_bench(bundle_path):  # a bench bundle (audit bench, issue 14)
         if junit or fail_on or config:
@@ -143,11 +145,31 @@ def report(bundle_path, html_file, fail_on, config, junit, summary_md, json_file
         level = fail_on or document["metadata"].get("fail_on") or rules.fail_on or "error"
         document = dict(document, findings=bundle._clean([f.to_json() for f in found]),
                         summary=dict(summarize(observations, found, level), complete=False))
+    elif config is not None:  # a policy given by name: the run's observations judged by it
+        document = _rejudge(document, observations, findings, rules, fail_on)
     elif fail_on and fail_on != document["summary"].get("fail_on"):
         _refail(document, fail_on)
     _report(document, html_file or os.path.join(bundle_path, REPORT), junit, summary_md, json_file,
             in_bundle=not html_file)
     _exit(document, f"{bundle_path} holds")
+
+
+def _rejudge(document, observations, saved, rules, fail_on):
+    """Return `document` with its findings checked again under `rules` (`audit report --config`):
+    thresholds, severities and allowed findings as that policy says. Regression findings, made
+    against a baseline the bundle does not hold, are kept and given the policy's severity."""
+    kept = [dataclasses.replace(f, severity=KINDS[f.kind], allowed=None) for f in saved
+            if f.kind == "regression"]
+    found = rules.apply(run_checks(observations, check_options(
+        rules, observations, document["environment"])) + kept)
+    level = fail_on or rules.fail_on or document["metadata"].get("fail_on") or "error"
+    summary = dict(summarize(observations, found, level),
+                   complete=document["summary"].get("complete", True))
+    summary["user"] = document["summary"].get("user", summary["user"])  # needs the baseline too
+    metadata = dict(document["metadata"], policy=rules.source, policy_unused=rules.unused(found),
+                    fail_on=level)
+    return dict(document, findings=bundle._clean([f.to_json() for f in found]), summary=summary,
+                metadata=metadata)
 
 
 def _exit(document, subject):

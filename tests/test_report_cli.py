@@ -148,3 +148,47 @@ def test_only_json_goes_to_stdout(audit, every_kind, helpers):
     for option in ("--junit", "--summary-md", "-o"):
         line = helpers.one_line_error(audit("report", every_kind, option, "-"))
         assert "for --json only" in line
+
+
+def _keys(findings):
+    return {(f["kind"], tuple(f["targets"]), f["case"], f["severity"], f["allowed"])
+            for f in findings}
+
+
+def test_report_config_judges_the_saved_run_again_under_that_policy(audit, every_kind, tmp_path):
+    """`audit report --config FILE` applies FILE's policy to the run's observations: the run's
+    own policy gives back the saved findings; one that allows every failing kind passes."""
+    with open(os.path.join(every_kind, "results.json"), encoding="utf-8") as handle:
+        saved = json.load(handle)
+    assert saved["metadata"]["policy"] == "defaults" and saved["summary"]["verdict"] == "fail"
+    (tmp_path / "same.toml").write_text("[severity]\n")
+    result = audit("report", every_kind, "--config", "same.toml", "--json", "same.json",
+                   "-o", "same.html")
+    assert result.code == 1, result.err
+    again = json.loads((tmp_path / "same.json").read_text())
+    assert _keys(again["findings"]) == _keys(saved["findings"])
+    assert again["summary"]["by_severity"] == saved["summary"]["by_severity"]
+
+    failing = sorted({f["kind"] for f in saved["findings"] if f["severity"] == "error"})
+    (tmp_path / "lenient.toml").write_text(
+        '[severity]\nprecision_drift = "error"\n' + "".join(
+            f'[[allow]]\nkind = "{kind}"\nreason = "triaged"\n' for kind in failing
+            if kind != "precision_drift"))
+    result = audit("report", every_kind, "--config", "lenient.toml", "--json", "lenient.json",
+                   "-o", "lenient.html")
+    judged = json.loads((tmp_path / "lenient.json").read_text())
+    drift = [f for f in judged["findings"] if f["kind"] == "precision_drift"]
+    assert drift and all(f["severity"] == "error" and not f["allowed"] for f in drift)
+    assert result.code == 1 and judged["summary"]["failing"] == len(drift)
+    assert all(f["allowed"] == "triaged" for f in judged["findings"]
+               if f["kind"] != "precision_drift" and f["severity"] != "info")
+    assert judged["metadata"]["policy"].endswith("lenient.toml")
+    assert "PASS" not in result.out and "allowed by the policy" in result.out
+
+    (tmp_path / "pass.toml").write_text("".join(
+        f'[[allow]]\nkind = "{kind}"\nreason = "triaged"\n' for kind in failing))
+    result = audit("report", every_kind, "--config", "pass.toml", "-o", "pass.html")
+    assert result.code == 0, result.out
+    assert "PASS" in result.out
+    with open(os.path.join(every_kind, "results.json"), encoding="utf-8") as handle:
+        assert json.load(handle) == saved  # the bundle keeps the run's own verdict
