@@ -27,6 +27,7 @@ from . import bundle, envs, policy
 from .checks import run_checks
 from .environment import inventory
 from .errors import AuditError, UserError
+from .fuzzhooks import global_prngs_left_alone
 from .model import DTYPES, FRAMEWORKS, KINDS, SEVERITIES, Observations, Outcome
 from .runner import Plan, Runner, layout_limit, start_worker
 from .strategies import Space, examples, signature_pool
@@ -392,7 +393,7 @@ class Search:
             given(examples(self.space))(test)))
         statistics, judged = [], self.stats.examples
         try:
-            with _statistics(statistics.append):
+            with _statistics(statistics.append), global_prngs_left_alone():
                 runnable()
         except _Broken as exc:
             raise exc.cause from None
