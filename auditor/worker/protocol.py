@@ -4,6 +4,7 @@ No pickle anywhere: arrays travel as raw bytes described by dtype and shape in t
 when large, as the name of a file and an offset that the worker maps (`map_array`).
 """
 import json
+import math
 import os
 import struct
 
@@ -103,12 +104,15 @@ def read_array(payload, ref):
     dtype = np.dtype(ref["dtype"])
     if dtype.hasobject:
         raise ProtocolError("object arrays are not accepted")
-    count = int(np.prod(ref["shape"], dtype=np.int64))
+    shape = ref["shape"]
+    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+        raise ProtocolError("an array's shape is not a list of sizes")
+    count = math.prod(shape)  # exact: a hostile shape cannot wrap round
     end = ref["offset"] + count * dtype.itemsize
     if ref["offset"] < 0 or end > len(payload):
         raise ProtocolError("array reference points outside the payload")
     flat = np.frombuffer(payload, dtype=dtype, count=count, offset=ref["offset"])
-    return flat.reshape(ref["shape"])
+    return flat.reshape(shape)
 
 
 def map_array(ref):
