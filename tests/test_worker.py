@@ -117,4 +117,3 @@ def test_a_worker_ticks_before_a_call_after_a_silence_of_tick_every():
     assert ops[:4] == ["tick", "tick", "tick", "result"]  # each call came after 30 ms of silence
     # case b's first call comes right after case a's result (no tick needed), the others tick
     assert ops[-3:] == ["tick", "tick", "result"] and ops.count("tick") in (5, 6)
-
