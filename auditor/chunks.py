@@ -7,6 +7,8 @@ Blocks split the input along an axis that is not reduced; a reduction over the w
 over the one axis of a vector) combines the first maximum of each flat block instead. Small
 inputs take one block, so they are computed exactly as before.
 """
+import math
+
 import numpy as np
 
 from .oracle import merge_classes, policy_classes
@@ -32,7 +34,7 @@ def blocks(shape, axis, itemsize, chunk_bytes=None):
     if split is None:
         yield ()
         return
-    per_slice = max(1, int(np.prod(shape, dtype=np.int64)) // max(shape[split], 1)) * itemsize
+    per_slice = max(1, math.prod(shape) // max(shape[split], 1)) * itemsize
     step = max(1, chunk_bytes // max(per_slice, 1))
     for start in range(0, shape[split], step):
         yield (slice(None),) * split + (slice(start, min(start + step, shape[split])),)
@@ -85,23 +87,28 @@ def row_summary(source, convert, axis, chunk_bytes=None):
     for block in blocks(shape, axis, source.dtype.itemsize, chunk_bytes):
         values = convert(source[block])
         where = output_index(block, axis)
-        if values.dtype.kind == "f":
-            nan = np.isnan(values)
+        nan = np.isnan(values) if values.dtype.kind == "f" else None
+        if nan is not None and nan.any():
             any_nan, all_nan = nan.any(axis=axis), nan.all(axis=axis)
             first_nan = nan.argmax(axis=axis)
             values = np.where(nan, -np.inf, values)
-            del nan
-        else:
-            any_nan = all_nan = np.zeros(values.shape[:axis] + values.shape[axis + 1:], bool)
-            first_nan = 0
+        else:  # no NaN in the block (the usual case): none of the NaN facts to compute
+            any_nan = None
+        del nan
         top = values == values.max(axis=axis, keepdims=True)
         del values
         skipping = top.argmax(axis=axis)
         found["skipping"][where] = skipping
-        found["first"][where] = np.where(any_nan, first_nan, skipping)
         found["last"][where] = length - 1 - np.flip(top, axis=axis).argmax(axis=axis)
-        found["ties"][where] = (top.sum(axis=axis) >= 2) & ~any_nan
-        found["has_nan"][where] = any_nan & ~all_nan
+        ties = top.sum(axis=axis) >= 2
+        if any_nan is None:
+            found["first"][where] = skipping
+            found["ties"][where] = ties
+            found["has_nan"][where] = False
+        else:
+            found["first"][where] = np.where(any_nan, first_nan, skipping)
+            found["ties"][where] = ties & ~any_nan
+            found["has_nan"][where] = any_nan & ~all_nan
     return found
 
 

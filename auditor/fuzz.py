@@ -27,6 +27,7 @@ from . import bundle, envs, policy
 from .checks import run_checks
 from .environment import inventory
 from .errors import AuditError, UserError
+from .fuzzhooks import global_prngs_left_alone
 from .model import DTYPES, FRAMEWORKS, KINDS, SEVERITIES, Observations, Outcome
 from .runner import Plan, Runner, layout_limit, start_worker
 from .strategies import Space, examples, signature_pool
@@ -175,6 +176,9 @@ class WorkerJudge:
                 _Slot(self.runner, group, p, None, impls) for p in range(1, plan.processes)]
         for worker in first.values():
             worker.close()
+        self.members = {group: [t for t, g in self.runner.targets.values() if g == group]
+                        for group in self.slots}
+        self.requests = {}  # target id -> its run request on CURRENT, framed (made once)
         self.stats = None  # a Stats the search shares, for call and compile seconds
 
     @property
@@ -191,8 +195,7 @@ class WorkerJudge:
         observations = Observations(cases={case.id: case}, targets=self.targets)
         work = []
         for group, slots in self.slots.items():
-            targets = [t for t, g in self.runner.targets.values()
-                       if g == group and self.applies(t, group, case)]
+            targets = [t for t in self.members[group] if self.applies(t, group, case)]
             if targets:
                 work += [(slot, targets) for slot in slots]
         sent = [(slot, targets, self._send(slot, case, targets)) for slot, targets in work]
@@ -206,21 +209,32 @@ class WorkerJudge:
         try:
             worker = slot.ensure()
             messages = io.BytesIO()  # one write and one flush for them all: one wake-up
-            write_message(messages, *cases_message([case]))
+            header, payload = cases_message([case])
+            header["quiet"] = True  # no reply unless it fails: the results follow at once
+            write_message(messages, header, payload, flush=False)
             for target in targets:
-                write_message(messages, {"op": "run", "repeats": self.plan.repeats,
-                                         "tick_every": tick_grace(self.plan.timeout),
-                                         "cases": [case.id], "target": _target_spec(target)})
+                messages.write(self._request(target, case))
             _write(worker, messages.getvalue())
             return True
         except (WorkerGone, RuntimeError) as exc:
             self._died(slot, targets[0], case, exc, None)
             return False
 
+    def _request(self, target, case):
+        """Return the framed run request of `target` on `case` (the same for every example)."""
+        key = target.id, case.id
+        if key not in self.requests:
+            framed = io.BytesIO()
+            write_message(framed, {"op": "run", "repeats": self.plan.repeats,
+                                   "tick_every": tick_grace(self.plan.timeout),
+                                   "cases": [case.id], "target": _target_spec(target)},
+                          flush=False)
+            self.requests[key] = framed.getvalue()
+        return self.requests[key]
+
     def _collect(self, slot, case, targets, observations):
         worker, current = slot.worker, targets[0]
-        try:
-            worker.receive(self.plan.startup_timeout)  # the cases reply
+        try:  # the cases were sent quiet: a failure to take them comes as the first reply
             for target in targets:
                 current = target
                 header, payload = self._result(worker)
@@ -379,7 +393,7 @@ class Search:
             given(examples(self.space))(test)))
         statistics, judged = [], self.stats.examples
         try:
-            with _statistics(statistics.append):
+            with _statistics(statistics.append), global_prngs_left_alone():
                 runnable()
         except _Broken as exc:
             raise exc.cause from None

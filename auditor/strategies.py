@@ -30,6 +30,7 @@ bounded pool of call signatures where targets compile per shape).
 import functools
 import hashlib
 import itertools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -147,11 +148,19 @@ def tags(values, layout):
     if values.dtype.kind in "iub":
         found.append("int")
     else:
-        finite = values[np.isfinite(values)]
+        finite = np.isfinite(values)
+        if finite.all():  # the usual case: no NaN or inf to look for or to leave out
+            nan = inf = False
+            finite = values
+        else:
+            nan, inf = np.isnan(values).any(), np.isinf(values).any()
+            finite = values[finite]
+        zero = finite == 0
+        size = np.abs(finite)
         found += [tag for tag, hit in (
-            ("nan", np.isnan(values).any()), ("inf", np.isinf(values).any()),
-            ("signed-zero", (finite == 0).any() and np.signbit(finite[finite == 0]).any()),
-            ("subnormal", ((finite != 0) & (np.abs(finite) < 2.0**-14)).any()),
+            ("nan", nan), ("inf", inf),
+            ("signed-zero", zero.any() and np.signbit(finite[zero]).any()),
+            ("subnormal", ((size < 2.0**-14) & ~zero).any()),
             ("float64", values.dtype == np.float64)) if hit]
     if layout != "contiguous":
         found.append("noncontiguous")
@@ -339,9 +348,9 @@ def draw_background(draw, family, shape, wide):
     below zero (the last largest), noise, a few small integers, or logit-like normals (the last
     three from a drawn seed)."""
     kind = pick(draw, BACKGROUNDS)
-    rng = np.random.default_rng(draw(_SEED) if kind not in ("equal", "ramp") else 0)
-    ramp = lambda: np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape) - int(  # noqa: E731
-        np.prod(shape))
+    rng = np.random.default_rng(draw(_SEED)) if kind not in ("equal", "ramp") else None
+    count = math.prod(shape)
+    ramp = lambda: np.arange(count, dtype=np.int64).reshape(shape) - count  # noqa: E731
     if family == "int":
         made = {"equal": lambda: np.zeros(shape, np.int64), "ramp": ramp,
                 "noise": lambda: rng.integers(-1000, 1000, shape),

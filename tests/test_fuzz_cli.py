@@ -182,3 +182,18 @@ def test_a_checkpoint_is_saved_only_when_the_findings_change(tmp_path, monkeypat
     checkpoint.last -= checkpoint.interval
     checkpoint(search)  # changed, the interval passed
     assert len(written) == 2 and not search.changed
+
+
+@pytest.mark.slow
+def test_a_hang_after_other_targets_in_the_same_worker_is_blamed_on_the_target_that_hung(audit):
+    # numpy's argmax and good.py answer first in the one numpy worker, hangs.py then hangs: the
+    # results written before it must reach the driver before the hang, or the blame moves
+    result = audit(*FUZZ, "--impl", impl_spec("good.py"), "--impl", impl_spec("hangs.py"),
+                   "--timeout", "3", "--max-examples", "5", "--out", "hang")
+    assert result.code == 1, result.err
+    document = result.results
+    crashes = findings_of(document, kind="crash")
+    assert crashes and all(f["targets"] == [impl_target("hangs.py")] for f in crashes), crashes
+    assert crashes[0]["evidence"]["error"]["type"] == "Timeout"
+    assert [f for f in document["findings"] if f["severity"] != "info"] == crashes
+    assert any("hung" in why for why in document["metadata"]["skipped"])

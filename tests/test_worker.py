@@ -52,6 +52,10 @@ def test_garbage_is_refused():
         protocol.read_array(b"\x00" * 8, {"offset": 0, "dtype": "<f8", "shape": [4]})
     with pytest.raises(protocol.ProtocolError):
         protocol.read_array(b"\x00" * 8, {"offset": 0, "dtype": "|O", "shape": [1]})
+    # sizes whose product wraps round to 0 in int64, negative sizes, sizes that are not numbers
+    for shape in ([2**62, 2**62], [-1, -8], ["8"], [1.0], 8):
+        with pytest.raises(protocol.ProtocolError):
+            protocol.read_array(b"\x00" * 8, {"offset": 0, "dtype": "<f8", "shape": shape})
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "transposed", "strided", "broadcast"])

@@ -81,18 +81,32 @@ class Worker:
         self.prepared = {}  # signature -> compiled call (see _prepared)
         self.tick_every = None  # seconds between call ticks (see _tick); None: before every call
         self.sent_at = float("-inf")  # when the last message went to the driver
+        self.unsent = False  # messages written and not flushed yet
 
     def send(self, header, payload=b""):
-        """Write one message to the driver and note when."""
-        write_message(self.out, header, payload)
-        self.sent_at = time.perf_counter()
+        """Write one message to the driver, unflushed: `flush` sends what was written."""
+        write_message(self.out, header, payload, flush=False)
+        self.unsent = True
+
+    def flush(self):
+        """Send the messages written since the last flush, if any, and note when. Called before
+        waiting for the driver, before each case's work and before every call: a message never
+        waits in the buffer behind something that could hang or kill the process (so a hang is
+        blamed on the case and call that hung, and the driver's deadline starts when it does)."""
+        if self.unsent:
+            self.out.flush()
+            self.unsent = False
+            self.sent_at = time.perf_counter()
 
     def _tick(self):
         """Tell the driver a call starts, so its per-call deadline starts now; with `tick_every`
         (the run's), only where the driver has heard nothing for that long: its deadline then has
-        that much grace, and a call is never cut before it has run for the whole --timeout."""
-        if self.tick_every is None or time.perf_counter() - self.sent_at >= self.tick_every:
+        that much grace, and a call is never cut before it has run for the whole --timeout. A
+        message written and not yet flushed (the last case's result) goes now, as good as a tick."""
+        if self.tick_every is None or (
+                not self.unsent and time.perf_counter() - self.sent_at >= self.tick_every):
             self.send({"op": "tick"})
+        self.flush()
 
     def hello(self, header, payload):
         backend = backends.resolve(header.get("backend") or backends.BUILTIN[header["framework"]])
@@ -136,6 +150,7 @@ class Worker:
         return {"done": True, "settings": settings}
 
     def _run_case(self, target, fn, mode, case_id, repeats):
+        self.flush()  # the last case's result goes before this case's input, call or hang
         case, source = self.cases[case_id]
         started = time.perf_counter()
         # A user's implementation gets a fresh input for every call and is checked for writing
@@ -199,6 +214,7 @@ class Worker:
         if target.get("impl"):
             x = self._input(target, case, source, False)[0]
         self.send({"op": "tick", "compile": True})  # a compile's longer deadline
+        self.flush()
         started = time.perf_counter()
         try:
             self.adapter.synchronize(target["device"], call(x))
@@ -295,21 +311,47 @@ def _exit_with_parent(interval=1.0):
     threading.Thread(target=watch, daemon=True).start()
 
 
-def main():
-    _exit_with_parent()
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    stdin = sys.stdin.buffer
-    worker = Worker(out)
+class Input:
+    """The driver's side of the pipe, read in chunks: `waiting` runs before every read of the
+    pipe (when what was read before is used up, so the read may block), which flushes the replies
+    written since: messages already in the pipe are answered in one write, not one each."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, fd, waiting):
+        self.fd, self.waiting = fd, waiting
+        self.data, self.at = b"", 0
+
+    def read(self, n):
+        if self.at >= len(self.data):
+            self.waiting()
+            self.data, self.at = os.read(self.fd, max(min(n, self.CHUNK), 1 << 16)), 0
+        chunk = self.data[self.at:self.at + n]
+        self.at += len(chunk)
+        return chunk
+
+
+def serve(worker, stdin):
+    """Answer the driver's requests from `stdin` until it says bye or closes the pipe."""
     while True:
         try:
             header, payload = read_message(stdin)
         except EOFError:
-            return
+            break
         if header.get("op") == "bye":
-            return
+            break
         try:
             reply = OPS[header["op"]](worker, header, payload)
-            worker.send({"op": "reply", "ok": True, **reply})
+            if not header.get("quiet"):  # a quiet request is answered only when it fails
+                worker.send({"op": "reply", "ok": True, **reply})
         except Exception as exc:
             worker.send({"op": "reply", "ok": False, "error": _error(exc)})
+    worker.flush()
+
+
+def main():
+    _exit_with_parent()
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    worker = Worker(out)
+    serve(worker, Input(sys.stdin.fileno(), worker.flush))

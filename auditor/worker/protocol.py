@@ -4,6 +4,7 @@ No pickle anywhere: arrays travel as raw bytes described by dtype and shape in t
 when large, as the name of a file and an offset that the worker maps (`map_array`).
 """
 import json
+import math
 import os
 import struct
 
@@ -24,7 +25,12 @@ import numpy as np
 #     after that long without a message (without it, before every call, as before).
 #  5: a case's array may be {"file", "offset", "dtype", "shape", "stamp": [size, mtime_ns]}: a
 #     file the worker maps copy-on-write instead of bytes in the payload (large inputs).
-PROTOCOL_VERSION = 5
+#  6: a request may carry "quiet": true: the worker then replies only if it fails (`audit fuzz`
+#     sends its cases so, with its runs in the same write, and reads the results). A worker
+#     writes its messages without flushing each: it flushes what it wrote before it waits for
+#     the driver's next message and before every call, so a message still reaches the driver
+#     before anything that could hang or kill the process.
+PROTOCOL_VERSION = 6
 #: The environment variable naming a folder that a worker group's processes share for one run
 #: (the driver removes it when the run ends).
 SHARED_ENV = "ARGMAX_AUDIT_SHARED_CACHE"
@@ -36,13 +42,14 @@ class ProtocolError(Exception):
     """The other side sent something that is not a protocol message."""
 
 
-def write_message(stream, header, payload=b""):
-    """Write `header` (JSON-able dict) and `payload` (bytes) to `stream` and flush."""
+def write_message(stream, header, payload=b"", flush=True):
+    """Write `header` (JSON-able dict) and `payload` (bytes) to `stream`; flush unless told."""
     data = json.dumps(header, separators=(",", ":")).encode()
     stream.write(_PREFIX.pack(len(data), len(payload)) + data)
     if payload:
         stream.write(payload)
-    stream.flush()
+    if flush:
+        stream.flush()
 
 
 def _read_exact(stream, n):
@@ -97,12 +104,15 @@ def read_array(payload, ref):
     dtype = np.dtype(ref["dtype"])
     if dtype.hasobject:
         raise ProtocolError("object arrays are not accepted")
-    count = int(np.prod(ref["shape"], dtype=np.int64))
+    shape = ref["shape"]
+    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+        raise ProtocolError("an array's shape is not a list of sizes")
+    count = math.prod(shape)  # exact: a hostile shape cannot wrap round
     end = ref["offset"] + count * dtype.itemsize
     if ref["offset"] < 0 or end > len(payload):
         raise ProtocolError("array reference points outside the payload")
     flat = np.frombuffer(payload, dtype=dtype, count=count, offset=ref["offset"])
-    return flat.reshape(ref["shape"])
+    return flat.reshape(shape)
 
 
 def map_array(ref):
