@@ -117,8 +117,8 @@ class RayJudge(RayRunner):
         observations = Observations(cases={case.id: case}, targets=self.targets)
         if not self.agents:
             return observations
-        shared = self.ray.put(case)
-        pending = {self.agents[label].observe.remote(shared): label for label in self.agents}
+        # an example is small: Ray sends it inline with each call (a ray.put first costs more)
+        pending = {self.agents[label].observe.remote(case): label for label in self.agents}
         deadline = max(self.deadline(label) for label in pending.values())
         ready, late = self.ray.wait(list(pending), num_returns=len(pending), timeout=deadline)
         for ref in ready:
