@@ -157,8 +157,13 @@ class RayJudge(RayRunner):
     def _lost(self, label, exc, case, observations):
         """Node `label` is gone (or its agent failed): its targets crash on `case` (when one was
         in flight) and leave the later examples."""
-        if self.agents.pop(label, None) is None:
+        agent = self.agents.pop(label, None)
+        if agent is None:
             return
+        try:
+            self.ray.kill(agent)  # where only its answer was late, it is not left running
+        except Exception:  # noqa: BLE001 - an agent already gone
+            pass
         if isinstance(exc, self.ray.exceptions.RayTaskError):
             why = f"the audit's agent on Ray node {label} failed ({rayexec._first_line(exc)})"
         else:
