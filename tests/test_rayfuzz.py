@@ -158,3 +158,17 @@ def test_fuzz_and_bench_on_an_unreachable_cluster_are_one_line_and_exit_2(audit,
     assert result.code == 2 and "cannot reach the Ray cluster at 127.0.0.1:1" in result.err
     assert len(result.err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()  # nothing measured: no trace
+
+
+@pytest.mark.parametrize("command", ["fuzz", "bench"])
+def test_fuzz_and_bench_help_state_the_ray_options(command):
+    from click.testing import CliRunner
+
+    from auditor.cli import cli
+
+    result = CliRunner().invoke(cli, [command, "--help"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0
+    assert "--executor [local|ray]" in text and "[default: local]" in text
+    assert "--ray-address ADDRESS" in text and "Default: RAY_ADDRESS" in text
+    assert "--ray-resource NAME" in text and "--each-node" in text
