@@ -36,6 +36,7 @@ class BenchAgent(NodeAgent):
 
     def __init__(self, plan, node_id, bench_plan):
         os.environ[NODE_ENV] = node_id  # the workers started here inherit it
+        plan = rayexec.unportable(plan)
         self.node_id, self.plan = node_id, plan
         self.bench = _NodeBench(bench_plan, plan, checkpoint=self._measured,
                                 progress=lambda text: self._emit(("progress", text)))

@@ -14,7 +14,10 @@ Ray is optional: nothing imports it unless `--executor ray` is asked for.
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
+import pickle
+import re
 import socket
 import threading
 import time
@@ -51,6 +54,38 @@ class RayOptions:
     resources: tuple = ()
     each_node: bool = False
     envs: tuple = ()  # ((name, pip specs), ...) of --env: each a Ray runtime_env on every node
+
+
+class _PortablePickler(pickle.Pickler):
+    """Pickles numpy arrays and scalars as raw bytes, dtype and shape, not by numpy's own
+    reduce, which names numpy's private modules (numpy._core in numpy 2, numpy.core before)."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, (np.ndarray, np.generic)) and obj.dtype.isbuiltin == 1 \
+                and not obj.dtype.hasobject:
+            array = np.asarray(obj)
+            order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
+            return _array, (array.tobytes(order=order), array.dtype.str, array.shape, order,
+                            isinstance(obj, np.generic))
+        return NotImplemented
+
+
+def _array(data, dtype, shape, order, scalar):
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy(order=order)
+    return array[()] if scalar else array
+
+
+def portable(obj):
+    """Return `obj` pickled so that a node whose numpy is another major version reads it (the
+    agent of an --env, whose runtime_env installs another numpy): see `unportable`."""
+    buffer = io.BytesIO()
+    _PortablePickler(buffer, protocol=4).dump(obj)
+    return buffer.getvalue()
+
+
+def unportable(data):
+    """Return the object `portable` pickled (bytes this audit's own driver made)."""
+    return pickle.loads(data)
 
 
 def import_ray():
@@ -197,6 +232,7 @@ class NodeAgent:
         os.environ[NODE_ENV] = node_id  # the workers started here inherit it
         from .model import Observations
 
+        plan = unportable(plan)  # the cases' arrays, whatever numpy this node has
         self.node_id = node_id
         self.plan = plan
         self.events = []
@@ -407,7 +443,7 @@ class RayRunner:
                     num_cpus=0, num_gpus=gpus, resources=custom, max_concurrency=4,
                     runtime_env=environment,
                     scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
-                ).remote(*self.agent_args(plan, node["NodeID"]))
+                ).remote(*self.agent_args(portable(plan), node["NodeID"]))
                 self.agents[label] = agent
                 pending[agent.probe.remote()] = (label, node, name)
         probes = []
@@ -424,7 +460,11 @@ class RayRunner:
             try:
                 facts = self.ray.get(ref)
             except self.ray.exceptions.RayError as exc:
-                self.note(f"node {label}: its agent failed: {_first_line(exc)}")
+                hint = (" (Ray could not install the environment's pip specs there; the node's "
+                        "runtime_env_setup log says why; Ray's pip runtime_env needs virtualenv "
+                        "in the node's Python)"
+                        if isinstance(exc, self.ray.exceptions.RuntimeEnvSetupError) else "")
+                self.note(f"node {label}: its agent failed: {_first_line(exc)}{hint}")
                 self._drop(label)
                 continue
             if facts["version"] != __version__:
@@ -640,5 +680,5 @@ def _target(fields):
 
 
 def _first_line(exc):
-    text = str(exc).strip().splitlines()
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()  # Ray colours names
     return text[0][:300] if text else type(exc).__name__

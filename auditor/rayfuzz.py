@@ -31,6 +31,7 @@ class FuzzAgent(NodeAgent):
 
     def __init__(self, plan, node_id):
         os.environ[NODE_ENV] = node_id  # the workers started here inherit it
+        plan = rayexec.unportable(plan)
         self.node_id, self.plan = node_id, plan
         self.runner = NodeRunner(plan, Observations(cases={c.id: c for c in plan.cases}))
         self.judge = None
@@ -56,7 +57,7 @@ class FuzzAgent(NodeAgent):
     def observe(self, case):
         """Judge `case` on this node's targets; return what they gave, as plain data."""
         before = (self.stats.call_s, self.stats.compile_s, self.stats.compiles)
-        found = self.judge.observe(case)
+        found = self.judge.observe(rayexec.unportable(case))
         return {"outcomes": [(tid, [rayexec._outcome_json(o) for o in outcomes])
                              for (tid, _), outcomes in found.outcomes.items()],
                 "timings": [(tid, timing) for (tid, _), timing in found.timings.items()],
@@ -119,7 +120,8 @@ class RayJudge(RayRunner):
         if not self.agents:
             return observations
         # an example is small: Ray sends it inline with each call (a ray.put first costs more)
-        pending = {self.agents[label].observe.remote(case): label for label in self.agents}
+        sent = rayexec.portable(case)  # read by an --env's other numpy too
+        pending = {self.agents[label].observe.remote(sent): label for label in self.agents}
         deadline = max(self.deadline(label) for label in pending.values())
         began = time.monotonic()
         try:  # every agent answered: one call to Ray (the common case)

@@ -172,3 +172,21 @@ def test_fuzz_and_bench_help_state_the_ray_options(command):
     assert "--executor [local|ray]" in text and "[default: local]" in text
     assert "--ray-address ADDRESS" in text and "Default: RAY_ADDRESS" in text
     assert "--ray-resource NAME" in text and "--each-node" in text
+
+
+def test_arrays_go_to_the_agents_free_of_numpys_private_module_names():
+    from auditor.model import Case
+
+    arrays = [np.arange(6, dtype=np.float32).reshape(2, 3), np.asfortranarray(np.ones((3, 2))),
+              np.array([np.nan, -0.0], np.float16), np.zeros((0, 4), np.int64), np.array(True),
+              np.arange(10)[::2]]
+    case = Case("c", arrays[0], dim=1)
+    data = rayexec.portable({"arrays": arrays, "case": case, "scalar": np.float32(1.5)})
+    assert b"numpy._core" not in data and b"numpy.core" not in data and b"multiarray" not in data
+    back = rayexec.unportable(data)
+    for old, new in zip(arrays, back["arrays"]):
+        assert new.dtype == old.dtype and new.shape == old.shape and new.flags.writeable
+        np.testing.assert_array_equal(new, old)
+    assert back["arrays"][1].flags.f_contiguous
+    assert back["scalar"] == np.float32(1.5) and type(back["scalar"]) is np.float32
+    assert back["case"].id == "c" and back["case"].values.dtype == np.float32

@@ -61,8 +61,8 @@ def optional_ml_dtypes():
     that never meets bfloat16 should pay."""
     try:
         import ml_dtypes
-    except ImportError:  # bfloat16 is then unsupported, not an error
-        return None
+    except (ImportError, SystemError):  # bfloat16 is then unsupported, not an error (SystemError:
+        return None  # an ml_dtypes built for another numpy major, as a Ray runtime_env inherits)
     return ml_dtypes
 
 
