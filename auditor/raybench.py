@@ -21,7 +21,7 @@ from . import rayexec
 from .bench import Bench, Entry
 from .environment import inventory
 from .model import Observations
-from .rayexec import NODE_ENV, POLL_S, NodeAgent, NodeRunner, RayRunner
+from .rayexec import NODE_ENV, POLL_S, STOP_S, NodeAgent, NodeRunner, RayRunner
 
 
 class _NodeBench(Bench):
@@ -44,7 +44,7 @@ class BenchAgent(NodeAgent):
         self.first = {}
         self.events, self.events_lock = [], threading.Lock()
         self.skipped_sent = 0
-        self.stopping = threading.Event()
+        self.stopping, self.finished = threading.Event(), threading.Event()
         self.sent = {}  # entry key -> (samples, errors) sent
 
     def _start(self):
@@ -70,12 +70,18 @@ class BenchAgent(NodeAgent):
             self.bench.run()
         except KeyboardInterrupt:
             pass
+        finally:
+            self.finished.set()
         self._emit(("measured", [], self.bench.peaks, self.bench.settings, self.bench.overhead))
         return self.bench.seconds
 
     def stop(self):
-        """Ctrl-C: stop after the (target, shape) being timed (its samples are kept)."""
+        """Ctrl-C: stop after the (target, shape) being timed (its samples are kept), or kill
+        its worker where that takes more than a few seconds."""
         self.stopping.set()
+        if not self.finished.wait(STOP_S / 2):
+            for worker in list(self.runner.live):
+                worker.kill()
         return True
 
 
