@@ -69,6 +69,9 @@ def optional_ml_dtypes():
 def bfloat16():
     """Return numpy's bfloat16 dtype (ml_dtypes.bfloat16), importing ml_dtypes on first use."""
     module = optional_ml_dtypes()
+    if module is None and ml_dtypes_present():
+        raise RuntimeError(f"bfloat16 needs ml_dtypes, which is installed but does not load "
+                           f"under numpy {np.__version__} (built for another numpy)")
     if module is None:
         raise RuntimeError("bfloat16 needs ml_dtypes (pip install ml_dtypes)")
     return module.bfloat16
