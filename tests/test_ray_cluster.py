@@ -308,3 +308,45 @@ def test_fuzz_on_a_ray_it_started_leaves_no_ray_process(audit, monkeypatch, tmp_
         time.sleep(0.5)
     assert not ray_processes() - before
     assert not ray.is_initialized()
+
+
+def test_ctrl_c_mid_fuzz_keeps_the_findings_so_far_and_leaves_no_ray(tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    before = ray_processes()
+    marker = tmp_path / "found"
+    impl = tmp_path / "slow_last.py"
+    impl.write_text(f'''
+import time
+import numpy as np
+
+def argmax(x, dim=None, keepdim=False):
+    time.sleep(0.05)
+    x = np.flip(np.asarray(x), axis=dim)  # ties to the last maximum
+    i = np.argmax(x, axis=dim, keepdims=keepdim)
+    if np.asarray(x).size > 1:
+        open({str(marker)!r}, "a").close()
+    return (x.shape[dim] if dim is not None else x.size) - 1 - i
+''')
+    out = tmp_path / "bundle"
+    args = [sys.executable, "-m", "auditor", *FUZZ[:-1], "100000", "--impl",
+            f"numpy:{impl}:argmax", "--out", str(out)]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.exists(), process.communicate()
+        time.sleep(8)  # some examples judged: a tie among them is near certain
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 3, stderr
+    results = json.loads((out / "results.json").read_text())
+    assert not results["metadata"]["complete"] and results["metadata"]["fuzz"]["stopped"] == "interrupt"
+    assert any(f["kind"] == "tie_break" and f["severity"] == "error" for f in results["findings"])
+    deadline = time.monotonic() + 20
+    while ray_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not ray_processes() - before
