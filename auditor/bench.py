@@ -154,9 +154,11 @@ class Bench:
     """Plan targets like `audit run`, then measure them; `checkpoint(bench)` runs after each
     (target, shape), `progress(text)` says what is being measured."""
 
+    runner_class = Runner  # on a Ray node: rayexec.NodeRunner
+
     def __init__(self, plan, targets_plan, checkpoint=None, progress=None):
         self.plan = plan
-        self.runner = Runner(targets_plan, Observations(bundle_path=""))
+        self.runner = self.runner_class(targets_plan, Observations(bundle_path=""))
         self.entries = {}  # (target id, shape, dim) -> Entry
         self.peaks = {}  # device -> {framework: {gbps: [...], bytes, kernel}}
         self.overhead = {}  # group label -> seconds per call of the timing loop
@@ -269,9 +271,9 @@ class Bench:
                 found[str(dim)] = known.loops
         return found
 
-    def peak_gbps(self, device):
+    def peak_gbps(self, device, env=None):
         """Return the device's peak: the best median rate of any framework's streaming reduction
-        on it in this run, or None."""
+        on it in this run, or None (`env`, a target's: one machine here, the same peak)."""
         rates = [statistics.median(p["gbps"]) for p in self.peaks.get(device, {}).values()]
         return max(rates) if rates else None
 
@@ -473,7 +475,7 @@ def document(bench, load_start, metadata, complete):
                 stats = summarize_times(entry.times)
                 results.append({**where, **stats, "loops": entry.loops, "bytes": nbytes,
                                 **bandwidth(nbytes, stats["median_s"],
-                                            bench.peak_gbps(target.device))})
+                                            bench.peak_gbps(target.device, target.env))})
     run = dict(metadata, complete=complete, seconds=round(bench.seconds, 3),
                shapes=[list(s) for s in bench.plan.shapes], dims=list(bench.plan.dims),
                samples=bench.plan.samples, processes=bench.plan.processes, seed=bench.plan.seed,

@@ -13,7 +13,7 @@ import click
 
 from . import bench as bench_module
 from . import benchcompare, benchfile, files, options
-from .api import _impl, _interpreters
+from .api import _impl, _interpreters, _ray_envs
 from .errors import AuditError, ExitCode, UserError
 from .model import DTYPES
 from .reports import bench_html, bench_text
@@ -85,9 +85,14 @@ def _json_out(ctx, param, value):
 @force_option
 @options.summary_md
 @options.quiet
+@options.executor
+@options.ray_address
+@options.ray_resource
+@options.each_node
 def bench(frameworks, devices, dtypes, impls, variants, ops, shapes, dims, samples, processes,
           timeout, startup_timeout, env_names, python_paths, no_local, out, json_file,
-          baseline_path, threshold, force, summary_md, quiet):
+          baseline_path, threshold, force, summary_md, quiet, executor, ray_address,
+          ray_resources, each_node):
     """Time argmax on the audit's targets: median, IQR and min per call, GB/s and % of a peak.
 
     Each target times its calls inside its worker: the input built on the device once, a first
@@ -96,6 +101,7 @@ def bench(frameworks, devices, dtypes, impls, variants, ops, shapes, dims, sampl
     (a sum) on the same device in the same run. Exit 0; 1 when a target failed or one is slower
     than --baseline allows; 2 a usage mistake; 3 interrupted (what was measured is kept).
     """
+    executor = options.executor_of(executor, ray_address, ray_resources, each_node)
     bench_module.check_dims(shapes, dims)
     bench_module.check_memory(shapes, dtypes or ["float32"])
     baseline = benchfile.load(baseline_path, "baseline") if baseline_path else None
@@ -108,14 +114,24 @@ def bench(frameworks, devices, dtypes, impls, variants, ops, shapes, dims, sampl
     impls = [_impl(spec, frameworks) for spec in impls]
     plan = bench_module.BenchPlan(shapes=shapes, dims=dims, samples=samples, processes=processes,
                                   timeout=timeout, startup_timeout=startup_timeout)
+    if executor is not None:  # on Ray, each --env is a runtime_env on every node
+        executor, interpreters = _ray_envs(executor, list(env_names), list(python_paths),
+                                           not no_local), []
+    else:
+        interpreters = _interpreters(list(env_names), list(python_paths), no_local)
     targets = bench_module.targets_plan(
-        frameworks, devices, dtypes, variants, ops, impls,
-        _interpreters(list(env_names), list(python_paths), no_local), not no_local, processes,
+        frameworks, devices, dtypes, variants, ops, impls, interpreters, not no_local, processes,
         timeout, startup_timeout)
     load_start = bench_module.load_average()
     metadata = {"command": ["audit", *sys.argv[1:]], "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     progress = bench_module.stderr_progress(not quiet)
-    runner = bench_module.Bench(plan, targets, progress=progress)
+    if executor is None:
+        runner = bench_module.Bench(plan, targets, progress=progress)
+    else:  # each target timed on its Ray node (auditor/raybench.py)
+        from .raybench import RayBench
+
+        metadata["executor"] = "ray"
+        runner = RayBench(plan, targets, executor, progress=progress)
     runner.start()
     if baseline is not None:  # now the devices' names are known too
         try:

@@ -160,10 +160,12 @@ class WorkerJudge:
     """Runs one example at a time on every target through warm workers: the example and a run
     per target go down each worker's pipe at once, then the results come back in order."""
 
+    runner_class = Runner  # on a Ray node: rayexec.NodeRunner
+
     def __init__(self, plan, progress=None):
         self.plan = plan
         self.observations = Observations(cases={c.id: c for c in plan.cases})
-        self.runner = Runner(plan, self.observations)
+        self.runner = self.runner_class(plan, self.observations)
         first = self.runner.start()
         self.targets = dict(self.observations.targets)
         self.environment = inventory(self.runner.record.frameworks, self.runner.record.unavailable,
@@ -562,10 +564,12 @@ def probe_cases():
 
 def fuzz_audit(*, frameworks, devices, dtypes, variants, ops, impls, repeats, processes, timeout,
                startup_timeout, out, fail_on, config, interpreters, local, max_examples, seconds,
-               seed, max_elements, database, progress=None, command=None, after_save=None):
+               seed, max_elements, database, progress=None, command=None, after_save=None,
+               executor=None):
     """Fuzz the targets; save the bundle in `out`; return (document, Stats, interrupted).
 
-    The arguments are checked as `audit run` checks them (api._names and friends)."""
+    The arguments are checked as `audit run` checks them (api._names and friends). `executor`:
+    None here, or a rayexec.RayOptions (the workers on a Ray cluster: auditor/rayfuzz.py)."""
     from .api import save, signals_deferred
 
     rules = policy.find(config)
@@ -579,7 +583,12 @@ def fuzz_audit(*, frameworks, devices, dtypes, variants, ops, impls, repeats, pr
     db = open_database(database)
     created = bundle.prepare(out)
     try:
-        judge = WorkerJudge(plan)
+        if executor is None:
+            judge = WorkerJudge(plan)
+        else:
+            from .rayfuzz import RayJudge
+
+            judge = RayJudge(plan, executor)
     except AuditError:
         bundle.discard(out, created)
         raise
@@ -590,6 +599,7 @@ def fuzz_audit(*, frameworks, devices, dtypes, variants, ops, impls, repeats, pr
 
     def metadata(complete):
         return {"command": list(command or ["audit", "fuzz"]), "suite": "fuzz", "seed": seed,
+                "executor": "local" if executor is None else "ray",
                 "cases": [], "repeats": repeats, "processes": processes, "timeout": timeout,
                 "startup_timeout": startup_timeout, "fail_on": fail_on,
                 "policy": rules.source, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -55,9 +55,14 @@ def _budget(ctx, param, value):
 @options.summary_md
 @options.json_out
 @options.quiet
+@options.executor
+@options.ray_address
+@options.ray_resource
+@options.each_node
 def fuzz(frameworks, devices, dtypes, impls, variants, ops, max_examples, seconds, seed,
          max_elements, database, no_database, repeats, processes, timeout, startup_timeout, out,
-         fail_on, config, env_names, python_paths, no_local, junit, summary_md, json_file, quiet):
+         fail_on, config, env_names, python_paths, no_local, junit, summary_md, json_file, quiet,
+         executor, ray_address, ray_resources, each_node):
     """Search for inputs that break argmax's rule on the targets, and shrink each to a minimal one.
 
     Hypothesis generates shapes, layouts, dims and adversarial values; each example runs on every
@@ -74,7 +79,12 @@ def fuzz(frameworks, devices, dtypes, impls, variants, ops, max_examples, second
         impl_specs = [api._impl(spec, frameworks) for spec in impls]
     except UserError:
         raise
-    interpreters = api._interpreters(list(env_names), list(python_paths), no_local)
+    executor = options.executor_of(executor, ray_address, ray_resources, each_node)
+    if executor is not None:  # on Ray, each --env is a runtime_env on every node
+        executor, interpreters = api._ray_envs(executor, list(env_names), list(python_paths),
+                                               not no_local), []
+    else:
+        interpreters = api._interpreters(list(env_names), list(python_paths), no_local)
     display = None if quiet else FuzzProgress()
 
     def reports(document, folder):
@@ -89,7 +99,8 @@ def fuzz(frameworks, devices, dtypes, impls, variants, ops, max_examples, second
         interpreters=interpreters, local=not no_local, max_examples=max_examples,
         seconds=seconds, seed=seed, max_elements=max_elements,
         database=None if no_database else (database or database_folder()),
-        progress=display, command=["audit", *sys.argv[1:]], after_save=reports)
+        progress=display, command=["audit", *sys.argv[1:]], after_save=reports,
+        executor=executor)
     err = json_file == "-"
     _echo(describe(document["metadata"]["fuzz"]), err=err)
     _echo(f"results bundle: {os.path.join(out, bundle.RESULTS)}", err=err)

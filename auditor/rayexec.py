@@ -14,7 +14,10 @@ Ray is optional: nothing imports it unless `--executor ray` is asked for.
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
+import pickle
+import re
 import socket
 import threading
 import time
@@ -51,6 +54,38 @@ class RayOptions:
     resources: tuple = ()
     each_node: bool = False
     envs: tuple = ()  # ((name, pip specs), ...) of --env: each a Ray runtime_env on every node
+
+
+class _PortablePickler(pickle.Pickler):
+    """Pickles numpy arrays and scalars as raw bytes, dtype and shape, not by numpy's own
+    reduce, which names numpy's private modules (numpy._core in numpy 2, numpy.core before)."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, (np.ndarray, np.generic)) and obj.dtype.isbuiltin == 1 \
+                and not obj.dtype.hasobject:
+            array = np.asarray(obj)
+            order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
+            return _array, (array.tobytes(order=order), array.dtype.str, array.shape, order,
+                            isinstance(obj, np.generic))
+        return NotImplemented
+
+
+def _array(data, dtype, shape, order, scalar):
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy(order=order)
+    return array[()] if scalar else array
+
+
+def portable(obj):
+    """Return `obj` pickled so that a node whose numpy is another major version reads it (the
+    agent of an --env, whose runtime_env installs another numpy): see `unportable`."""
+    buffer = io.BytesIO()
+    _PortablePickler(buffer, protocol=4).dump(obj)
+    return buffer.getvalue()
+
+
+def unportable(data):
+    """Return the object `portable` pickled (bytes this audit's own driver made)."""
+    return pickle.loads(data)
 
 
 def import_ray():
@@ -197,6 +232,7 @@ class NodeAgent:
         os.environ[NODE_ENV] = node_id  # the workers started here inherit it
         from .model import Observations
 
+        plan = unportable(plan)  # the cases' arrays, whatever numpy this node has
         self.node_id = node_id
         self.plan = plan
         self.events = []
@@ -218,7 +254,7 @@ class NodeAgent:
         facts = {"host": socket.gethostname(), "version": __version__, "targets": [],
                  "error": None, "user_error": False}
         try:
-            self.first = self.runner.start()
+            self._start()
         except (UserError, CouldNotRun) as exc:
             facts.update(error=str(exc), user_error=isinstance(exc, UserError))
         record = self.runner.record
@@ -233,12 +269,21 @@ class NodeAgent:
                                      "cases": list(self.runner.cases_for(target))})
         return facts
 
-    def run(self, target_ids):
-        """Run the targets of `target_ids` (those the driver placed here) to their end."""
+    def _start(self):
+        """Start the local executor's first workers here (what `probe` reports on)."""
+        self.first = self.runner.start()
+
+    def keep(self, target_ids):
+        """Leave the runner only the targets of `target_ids` (those the driver placed here)."""
         keep = set(target_ids)
         runner = self.runner
         runner.targets = {tid: v for tid, v in runner.targets.items() if tid in keep}
         runner._cases_for = {tid: ids for tid, ids in runner._cases_for.items() if tid in keep}
+
+    def run(self, target_ids):
+        """Run the targets of `target_ids` (those the driver placed here) to their end."""
+        self.keep(target_ids)
+        runner = self.runner
         first, self.first = self.first, {}
         runner.run(first)
         return runner.record.seconds
@@ -264,7 +309,20 @@ class NodeAgent:
         return True
 
 
-class _QueueingRunner(Runner):
+class NodeRunner(Runner):
+    """The local executor on one node: a device the plan names that this node lacks is a note
+    (another node may have it), not an error."""
+
+    def _make_targets(self):
+        try:
+            super()._make_targets()
+        except UserError as exc:
+            self.note(str(exc))
+            for target, _ in self.targets.values():
+                self.observations.targets[target.id] = target
+
+
+class _QueueingRunner(NodeRunner):
     """The local executor whose observations also go to `emit` as plain events."""
 
     def __init__(self, plan, observations, emit):
@@ -281,20 +339,17 @@ class _QueueingRunner(Runner):
             self.emit(("settings", target.id, process, settings))
         super().record_settings(target, process, settings)
 
-    def _make_targets(self):
-        """As the local executor, but a device the plan names that this node lacks is a note:
-        another node may have it."""
-        try:
-            super()._make_targets()
-        except UserError as exc:
-            self.note(str(exc))
-            for target, _ in self.targets.values():
-                self.observations.targets[target.id] = target
-
 
 def _outcome_json(outcome):
     return {"runs": [list(r) for r in outcome.runs], "indices": outcome.indices,
             "dtype": outcome.dtype, "type": outcome.type, "error": outcome.error}
+
+
+def outcome_of(found):
+    """Return the Outcome an agent sent as `_outcome_json`."""
+    return Outcome([list(r) for r in found["runs"]], dtype=found["dtype"],
+                   indices=None if found["indices"] is None else np.array(found["indices"]),
+                   type=found["type"], error=found["error"])
 
 
 def _timing_json(timing):
@@ -305,7 +360,12 @@ def _timing_json(timing):
 
 
 class RayRunner:
-    """Drive an audit on a Ray cluster; the driver's face is the local Runner's (see api.measure)."""
+    """Drive an audit on a Ray cluster; the driver's face is the local Runner's (see api.measure).
+
+    `start` (connect, probe every node with an agent of `agent_class`, place the targets) is
+    shared by `audit fuzz` and `audit bench` on Ray (auditor/rayfuzz.py, auditor/raybench.py)."""
+
+    agent_class = NodeAgent
 
     def __init__(self, plan, observations, progress=None, checkpoint=None, options=None):
         self.plan = plan
@@ -370,7 +430,7 @@ class RayRunner:
 
         nodes = self._nodes()
         hosts = [n.get("NodeManagerHostname") or n.get("NodeManagerAddress") for n in nodes]
-        agent_class = self.ray.remote(NodeAgent)
+        agent_class = self.ray.remote(self.agent_class)
         units = ([(None, self.plan, None)] if self.plan.local else []) + [
             (name, env_plan(self.plan, specs), runtime_env(specs)) for name, specs in self.options.envs]
         pending = {}
@@ -383,7 +443,7 @@ class RayRunner:
                     num_cpus=0, num_gpus=gpus, resources=custom, max_concurrency=4,
                     runtime_env=environment,
                     scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
-                ).remote(plan, node["NodeID"])
+                ).remote(*self.agent_args(portable(plan), node["NodeID"]))
                 self.agents[label] = agent
                 pending[agent.probe.remote()] = (label, node, name)
         probes = []
@@ -400,7 +460,11 @@ class RayRunner:
             try:
                 facts = self.ray.get(ref)
             except self.ray.exceptions.RayError as exc:
-                self.note(f"node {label}: its agent failed: {_first_line(exc)}")
+                hint = (" (Ray could not install the environment's pip specs there; the node's "
+                        "runtime_env_setup log says why; Ray's pip runtime_env needs virtualenv "
+                        "in the node's Python)"
+                        if isinstance(exc, self.ray.exceptions.RuntimeEnvSetupError) else "")
+                self.note(f"node {label}: its agent failed: {_first_line(exc)}{hint}")
                 self._drop(label)
                 continue
             if facts["version"] != __version__:
@@ -418,7 +482,12 @@ class RayRunner:
         order = [label for label, _, _ in pending.values()]
         return sorted(probes, key=lambda p: order.index(p["label"]))
 
+    def agent_args(self, plan, node_id):
+        """Return the arguments an agent of `agent_class` is made with on node `node_id`."""
+        return plan, node_id
+
     def _place(self, probes):
+        self.hosts = {p["label"]: p["host"] for p in probes}
         for probe in probes:
             label, env = probe["label"], env_label(probe["label"])
             inventory = dict(probe["inventory"], ray_node={
@@ -550,9 +619,7 @@ class RayRunner:
             Runner.record_settings(self, self.targets[label, event[1]], event[2], event[3])
         elif kind == "outcomes":
             _, local_id, case_id, outcomes, timing = event
-            found = [Outcome([list(r) for r in o["runs"]], dtype=o["dtype"],
-                             indices=None if o["indices"] is None else np.array(o["indices"]),
-                             type=o["type"], error=o["error"]) for o in outcomes]
+            found = [outcome_of(o) for o in outcomes]
             Runner.record_outcomes(self, self.targets[label, local_id], case_id, found, timing)
 
     def _lost(self, label, exc):
@@ -613,5 +680,5 @@ def _target(fields):
 
 
 def _first_line(exc):
-    text = str(exc).strip().splitlines()
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()  # Ray colours names
     return text[0][:300] if text else type(exc).__name__

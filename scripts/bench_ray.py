@@ -1,6 +1,7 @@
-"""Time `audit run --executor ray` against the local executor on the same targets, one machine.
+"""Time `audit run --executor ray` (or fuzz, or bench) against the local executor on the same
+targets, one machine.
 
-Usage: python scripts/bench_ray.py [--rounds N] [-- extra audit run options]
+Usage: python scripts/bench_ray.py [--command run|fuzz|bench] [--rounds N] [-- extra options]
 
 Runs the local and the Ray executor alternately (Ray started by the audit for its run, as a user
 without a cluster gets it), and prints each run's wall and CPU time (user+sys of the command and
@@ -84,11 +85,33 @@ def timed(argv):
     return wall, cpu, proc.returncode
 
 
+def describe(command, folder):
+    """Return what a command's bundle in `folder` says about its work, in a few words."""
+    if command == "bench":
+        with open(os.path.join(folder, "bench.json")) as handle:
+            document = json.load(handle)
+        return (f"{len(document['run']['targets'])} targets  {len(document['results'])} rows  "
+                f"{len(document['run']['failures'])} failures")
+    with open(os.path.join(folder, "results.json")) as handle:
+        document = json.load(handle)
+    text = (f"{len(document['targets'])} targets  {len(document['observations'])} "
+            f"observations  {len(document['findings'])} findings")
+    if command == "fuzz":
+        fuzz = document["metadata"]["fuzz"]
+        text += (f"  {fuzz['examples']} examples in {fuzz['seconds']:.1f} s: "
+                 f"{fuzz['examples_per_s']}/s, {fuzz['examples_per_s_warm']}/s after warm-up")
+    return text
+
+
 def main(args):
     subreaper()
-    rounds = 1
-    if args[:1] == ["--rounds"]:
-        rounds, args = int(args[1]), args[2:]
+    rounds, command = 1, "run"
+    while args[:1] in (["--rounds"], ["--command"]):
+        if args[0] == "--rounds":
+            rounds = int(args[1])
+        else:
+            command = args[1]
+        args = args[2:]
     extra = args[1:] if args[:1] == ["--"] else args
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     os.environ.clear()
@@ -99,15 +122,11 @@ def main(args):
             for name, more in (("local", []), ("ray", ["--executor", "ray"])):
                 load = os.getloadavg()[0]
                 folder = os.path.join(out, f"{name}{n}")
-                wall, cpu, code = timed([sys.executable, "-m", "auditor", "run", "-q", "--out",
-                                         folder, *more, *extra])
+                wall, cpu, code = timed([sys.executable, "-m", "auditor", command, "-q",
+                                         "--out", folder, *more, *extra])
                 times[name].append(wall)
-                with open(os.path.join(folder, "results.json")) as handle:
-                    document = json.load(handle)
                 print(f"{name:5s} round {n + 1}: wall {wall:6.1f} s  cpu {cpu:6.1f} s  exit {code}  "
-                      f"{len(document['targets'])} targets  {len(document['observations'])} "
-                      f"observations  {len(document['findings'])} findings  load before "
-                      f"{load:.2f}", flush=True)
+                      f"{describe(command, folder)}  load before {load:.2f}", flush=True)
     code = ("import time, ray; t = time.perf_counter(); ray.init(address='local', "
             "include_dashboard=False, log_to_driver=False, logging_level='ERROR'); "
             "u = time.perf_counter(); ray.shutdown(); "

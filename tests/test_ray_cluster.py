@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from tests.conftest import impl_spec
@@ -204,6 +205,147 @@ def argmax(x, dim=None, keepdim=False):
     results = json.loads((out / "results.json").read_text())
     assert not results["metadata"]["complete"]
     assert any("slow.py" in o["target"] for o in results["observations"])  # kept
+    deadline = time.monotonic() + 20
+    while ray_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not ray_processes() - before
+
+
+# --- audit fuzz and audit bench on the same cluster -----------------------------------------------
+
+#: Small: numpy float32, few examples, no example database.
+FUZZ = ["fuzz", "-q", "--executor", "ray", "--framework", "numpy", "--dtype", "float32",
+        "--repeats", "1", "--no-database", "--max-examples", "40"]
+
+
+# In a process of its own: a Ray session made in this process after one it shut down can lose its
+# actors (the ids repeat across sessions; test_no_ray_process_is_left... starts one in-process).
+
+
+def test_fuzz_finds_and_shrinks_a_fault_planted_on_one_node(audit_subprocess, cluster, tmp_path):
+    impl = tmp_path / "planted.py"
+    impl.write_text(PLANTED.format(node=cluster.beta.node_id))
+    result = audit_subprocess([*FUZZ, "--ray-address", cluster.address, "--each-node", "--impl",
+                               f"numpy:{impl}:argmax", "--out", str(tmp_path / "fuzz")], tmp_path)
+    assert result.code == 1, result.err
+    results = json.loads((tmp_path / "fuzz" / "results.json").read_text())
+    assert results["metadata"]["executor"] == "ray"
+    where = nodes_of(results)
+    faulty = {t for t in where if "planted.py" in t and where[t] == cluster.beta.node_id}
+    assert len(faulty) == 1 and len(set(where.values())) == 2  # targets on both nodes
+    wrong = [f for f in results["findings"] if f["kind"] == "tie_break" and f["severity"] != "info"]
+    assert wrong and {t for f in wrong for t in f["targets"]} == faulty
+    shrunk = {c["id"]: c for c in results["cases"]}[wrong[0]["case"]]
+    assert np.prod(shrunk["shape"]) <= 4  # shrunk to a few elements (two tied maxima)
+
+
+def test_bench_gives_a_row_per_target_and_node(audit_subprocess, cluster, tmp_path):
+    out = tmp_path / "bench"
+    result = audit_subprocess(["bench", "-q", "--executor", "ray", "--ray-address",
+                               cluster.address, "--each-node", "--framework", "numpy", "--shape",
+                               "100x100", "--dim", "-1", "--samples", "2", "--processes", "1",
+                               "--out", str(out)], tmp_path)
+    assert result.code == 0, result.err
+    document = json.loads((out / "bench.json").read_text())
+    rows = document["results"]
+    assert len(rows) == 2 and all(re.search(r"@node=[\w.-]+$", r["target"]) for r in rows)
+    assert len({r["target"] for r in rows}) == 2 and all(r["median_s"] > 0 for r in rows)
+    envs = document["environment"]["envs"]
+    nodes = {envs[document["run"]["targets"][r["target"]]["env"]]["ray_node"]["id"] for r in rows}
+    assert nodes == {cluster.head_node.node_id, cluster.beta.node_id}
+    assert all(r["peak_gbps"] for r in rows)  # each node's own peak, measured there
+    assert (out / "report.html").exists() and "@node=" in (out / "summary.md").read_text()
+
+
+def test_a_node_lost_mid_fuzz_gives_crash_findings_and_the_search_goes_on(cluster, tmp_path):
+    doomed = cluster.add_node(num_cpus=1, resources={"delta": 1})
+    cluster.wait_for_nodes()
+    marker = tmp_path / "started"
+    impl = tmp_path / "slow_there.py"
+    impl.write_text(f'''
+import os, time
+import numpy as np
+
+def argmax(x, dim=None, keepdim=False):
+    if os.environ.get("ARGMAX_AUDIT_RAY_NODE") == {doomed.node_id!r}:
+        open({str(marker)!r}, "a").close()
+        time.sleep(0.2)
+    return np.argmax(x, axis=dim, keepdims=keepdim)
+''')
+    out = tmp_path / "bundle"
+    args = [sys.executable, "-m", "auditor", *FUZZ[:-1], "100000", "--time", "25",
+            "--ray-address", cluster.address, "--each-node", "--impl", f"numpy:{impl}:argmax",
+            "--out", str(out)]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.exists(), process.communicate()
+        cluster.remove_node(doomed, allow_graceful=False)
+        stdout, stderr = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["metadata"]["complete"]
+    assert results["metadata"]["fuzz"]["stopped"] == "time"  # went on to its budget
+    where = nodes_of(results)
+    lost = {t for t, node in where.items() if node == doomed.node_id}
+    crashed = {t for f in results["findings"] if f["kind"] == "crash" for t in f["targets"]}
+    assert lost and crashed == lost
+    assert any("was lost mid-search" in s for s in results["metadata"]["skipped"])
+
+
+def test_fuzz_on_a_ray_it_started_leaves_no_ray_process(audit, monkeypatch, tmp_path):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    before = ray_processes()
+    result = audit(*FUZZ[:-1], "10", "--out", str(tmp_path / "fuzz"), out=False)
+    assert result.code == 0, result.err
+    deadline = time.monotonic() + 20
+    while ray_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not ray_processes() - before
+    assert not ray.is_initialized()
+
+
+def test_ctrl_c_mid_fuzz_keeps_the_findings_so_far_and_leaves_no_ray(tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    before = ray_processes()
+    marker = tmp_path / "found"
+    impl = tmp_path / "slow_last.py"
+    impl.write_text(f'''
+import time
+import numpy as np
+
+def argmax(x, dim=None, keepdim=False):
+    time.sleep(0.05)
+    x = np.flip(np.asarray(x), axis=dim)  # ties to the last maximum
+    i = np.argmax(x, axis=dim, keepdims=keepdim)
+    if np.asarray(x).size > 1:
+        open({str(marker)!r}, "a").close()
+    return (x.shape[dim] if dim is not None else x.size) - 1 - i
+''')
+    out = tmp_path / "bundle"
+    args = [sys.executable, "-m", "auditor", *FUZZ[:-1], "100000", "--impl",
+            f"numpy:{impl}:argmax", "--out", str(out)]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.exists(), process.communicate()
+        time.sleep(8)  # some examples judged: a tie among them is near certain
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 3, stderr
+    results = json.loads((out / "results.json").read_text())
+    assert not results["metadata"]["complete"] and results["metadata"]["fuzz"]["stopped"] == "interrupt"
+    assert any(f["kind"] == "tie_break" and f["severity"] == "error" for f in results["findings"])
     deadline = time.monotonic() + 20
     while ray_processes() - before and time.monotonic() < deadline:
         time.sleep(0.5)

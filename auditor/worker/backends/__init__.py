@@ -61,14 +61,17 @@ def optional_ml_dtypes():
     that never meets bfloat16 should pay."""
     try:
         import ml_dtypes
-    except ImportError:  # bfloat16 is then unsupported, not an error
-        return None
+    except (ImportError, SystemError):  # bfloat16 is then unsupported, not an error (SystemError:
+        return None  # an ml_dtypes built for another numpy major, as a Ray runtime_env inherits)
     return ml_dtypes
 
 
 def bfloat16():
     """Return numpy's bfloat16 dtype (ml_dtypes.bfloat16), importing ml_dtypes on first use."""
     module = optional_ml_dtypes()
+    if module is None and ml_dtypes_present():
+        raise RuntimeError(f"bfloat16 needs ml_dtypes, which is installed but does not load "
+                           f"under numpy {np.__version__} (built for another numpy)")
     if module is None:
         raise RuntimeError("bfloat16 needs ml_dtypes (pip install ml_dtypes)")
     return module.bfloat16
