@@ -143,10 +143,18 @@ def test_each_call_waits_by_the_results_own_method_where_it_has_one():
 
 
 def test_every_framework_has_its_timing_knowledge_in_one_table():
-    assert set(worker_bench.FRAMEWORK) == {"numpy", "torch", "jax"}
-    for bits in worker_bench.FRAMEWORK.values():
+    from auditor.worker.backends import BUILTIN
+
+    assert set(worker_bench.FRAMEWORK) == set(BUILTIN)  # every built-in backend, none left out
+    for bits in [*worker_bench.FRAMEWORK.values(), worker_bench.GENERIC]:
         assert bits["sync"] in ("none", "after-loop", "each-call")
         assert callable(bits["stream"]) and callable(bits["free"])
+
+    class ThirdParty:
+        name = "plugin"
+
+    assert worker_bench.known(ThirdParty()) is worker_bench.GENERIC
+    assert worker_bench.GENERIC["sync"] == "each-call"  # waits through the plugin's synchronize
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "int8", "uint64", "bool"])
@@ -161,6 +169,9 @@ def test_inputs_are_reproducible_and_of_the_dtype(dtype):
 def test_overhead_of_the_timing_loop_is_measured_with_the_same_wrappers():
     class Adapter:
         name = "numpy"
+
+        def to_native(self, host, dtype, device, layout):  # the framework's own array
+            return host
 
         def synchronize(self, device, result):
             pass

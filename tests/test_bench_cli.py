@@ -123,6 +123,26 @@ def test_a_small_bench_writes_the_document_the_bundle_and_the_table(audit, tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("framework", ["tensorflow", "onnxruntime"])
+def test_every_builtin_backend_is_timed_with_its_own_peak(audit, tmp_path, small_memory,
+                                                           framework):
+    """TensorFlow and ONNX Runtime are timed like numpy, torch and jax: a row per dim, the loop
+    overhead, and the peak of their own sum kernel (tf.math.reduce_sum; a ReduceSum session)."""
+    pytest.importorskip(framework)
+    found = audit("bench", "-q", "--framework", framework, "--shape", "10x10", "--samples", "2",
+                  "--processes", "1", "--out", str(tmp_path / "b"), "--json", "-")
+    assert found.code == 0, found.out + found.err
+    doc = json.loads(found.out)
+    assert not doc["run"]["failures"]
+    assert [(r["target"], r["dim"]) for r in doc["results"]] == [
+        (f"{framework}/cpu/float32", 0), (f"{framework}/cpu/float32", -1)]
+    assert all(r["median_s"] > 0 and r["peak_gbps"] > 0 for r in doc["results"])
+    peak = doc["environment"]["peaks"]["cpu"]["by"][framework]
+    assert peak["gbps"] > 0 and peak["kernel"].startswith(f"{framework} sum of")
+    assert 0 < doc["environment"]["loop_overhead_s"][framework] < 1e-3
+
+
+@pytest.mark.slow
 def test_targets_that_crash_hang_or_raise_are_reported_and_the_rest_completes(
         audit, helpers, tmp_path, small_memory):
     impls = [f"--impl={helpers.impl_spec(f)}" for f in ("segfault.py", "hangs.py", "raises.py",

@@ -66,11 +66,78 @@ def _jax_free(adapter, device):
     return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
 
 
+def _tf_stream(adapter, device, count):
+    from .backends import tf_backend
+
+    x = adapter.to_native(np.ones(count, dtype=np.float32), "float32", device, "contiguous")
+    return x, tf_backend.tf.math.reduce_sum
+
+
+def _ort_stream(adapter, device, count):
+    """A one-node ReduceSum model in a session on `device`, fed from host memory as the audit's
+    ArgMax sessions are (on a GPU provider the copy to the device is part of every call)."""
+    from .backends import ort_backend
+
+    helper, tensor = ort_backend.helper, ort_backend.onnx.TensorProto.FLOAT
+    graph = helper.make_graph([helper.make_node("ReduceSum", ["x"], ["y"], keepdims=0)],
+                              "argmax_audit_peak", [helper.make_tensor_value_info("x", tensor, [count])],
+                              [helper.make_tensor_value_info("y", tensor, [])])
+    opsets = [helper.make_opsetid("", adapter.opset)]
+    model = helper.make_model(graph, opset_imports=opsets,
+                              ir_version=helper.find_min_ir_version_for(opsets))
+    session = adapter._session(model.SerializeToString(), {}, device)
+    return np.ones(count, dtype=np.float32), lambda x: session.run(None, {"x": x})
+
+
+def _cupy_stream(adapter, device, count):
+    import cupy
+
+    from .backends.cupy_backend import device_number
+
+    with cupy.cuda.Device(device_number(device)):
+        return cupy.ones(count, dtype=cupy.float32), cupy.sum
+
+
+def _cupy_free(adapter, device):
+    import cupy
+
+    from .backends.cupy_backend import device_number
+
+    return int(cupy.cuda.Device(device_number(device)).mem_info[0])
+
+
+def _mlx_stream(adapter, device, count):
+    import mlx.core as mx
+
+    x = adapter.to_native(np.ones(count, dtype=np.float32), "float32", device, "contiguous")
+    return x, mx.sum
+
+
+def _no_free(adapter, device):
+    return None
+
+
 FRAMEWORK = {
-    "numpy": {"sync": "none", "stream": _numpy_stream, "free": lambda adapter, device: None},
+    "numpy": {"sync": "none", "stream": _numpy_stream, "free": _no_free},
     "torch": {"sync": "after-loop", "stream": _torch_stream, "free": _torch_free},
     "jax": {"sync": "each-call", "stream": _jax_stream, "free": _jax_free},
+    # Eager ops return when done on the CPU; on a GPU the adapter synchronises every call.
+    "tensorflow": {"sync": "each-call", "stream": _tf_stream, "free": _no_free},
+    # session.run returns when the outputs are in host memory.
+    "onnxruntime": {"sync": "none", "stream": _ort_stream, "free": _no_free},
+    # Kernels queue on the device's stream, as torch's do: one synchronize after the loop.
+    "cupy": {"sync": "after-loop", "stream": _cupy_stream, "free": _cupy_free},
+    # MLX is lazy: a result is computed only when evaluated, so every call is waited for.
+    "mlx": {"sync": "each-call", "stream": _mlx_stream, "free": _no_free},
 }
+#: A backend this table does not know (a third party's): every call waited for through its
+#: adapter's `synchronize`, and the peak measured with numpy's sum of host memory (said so).
+GENERIC = {"sync": "each-call", "stream": _numpy_stream, "free": _no_free, "kernel": "numpy"}
+
+
+def known(adapter):
+    """Return what bench knows of `adapter`'s framework (GENERIC for one it does not know)."""
+    return FRAMEWORK.get(adapter.name, GENERIC)
 # --- end of the per-framework table -------------------------------------------------------------
 
 
@@ -165,7 +232,7 @@ class Bench:
         builtin = not target.get("impl")
         fn = adapter.function(target.get("op", "argmax")) if builtin else self.worker.impls[target["impl"]]
         variant = target.get("variant") or {}
-        mode = FRAMEWORK[adapter.name]["sync"]
+        mode = known(adapter)["sync"]
         if hasattr(adapter, "timing"):  # an adapter that saves CPU between the audit's calls
             adapter.timing = True  # keeps the framework's own latency settings while timed
         self._tick()
@@ -218,11 +285,7 @@ class Bench:
 
         noop = backends.op_function({"noop": lambda x, dim, keepdim: x}, "noop")
         call = backends.bind(noop, 0, False)
-        x = np.zeros(1, dtype=np.float32)
-        if self.adapter.name == "jax":
-            import jax.numpy as jnp
-
-            x = jnp.zeros(1)
+        x = self.adapter.to_native(np.zeros(1, dtype=np.float32), "float32", device, "contiguous")
         time_loops = timing_loop(call, x, self.adapter.synchronize, device, sync_mode, call(x))
         time_loops(1000)
         return min(time_loops(OVERHEAD_LOOPS) for _ in range(3)) / OVERHEAD_LOOPS
@@ -231,7 +294,7 @@ class Bench:
         """Time the framework's sum of a float32 buffer of `bytes` on `device`; reply with
         {gbps: [per sample], bytes, kernel}."""
         device, nbytes = header["device"], int(header["bytes"])
-        table = FRAMEWORK[self.adapter.name]
+        table = known(self.adapter)
         count = nbytes // 4
         buffer, fn = table["stream"](self.adapter, device, count)
         self._tick()
@@ -242,11 +305,12 @@ class Bench:
             self._tick()
             rates.append(count * 4 / time_loops(1) / 1e9)
         return {"gbps": rates, "bytes": count * 4,
-                "kernel": f"{self.adapter.name} sum of {count * 4 // 2**20} MiB of float32"}
+                "kernel": f"{table.get('kernel', self.adapter.name)} sum of {count * 4 // 2**20} MiB "
+                          "of float32"}
 
     def free(self, header, payload):
         """Reply with {device: free bytes or None} for the devices in `devices`."""
-        table = FRAMEWORK[self.adapter.name]
+        table = known(self.adapter)
         return {"free": {d: table["free"](self.adapter, d) for d in header["devices"]}}
 
 
