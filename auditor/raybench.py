@@ -205,10 +205,7 @@ class RayBench:
         cluster = self.cluster
         if cluster.agents.pop(label, None) is None:
             return
-        if isinstance(exc, cluster.ray.exceptions.RayTaskError):
-            why = f"the audit's agent on Ray node {label} failed ({rayexec._first_line(exc)})"
-        else:
-            why = f"the Ray node {label} was lost mid-bench ({rayexec._first_line(exc)})"
+        why = rayexec.lost_reason(cluster.ray, label, exc, "bench")
         cluster.note(why)
         error = {"type": "WorkerError", "message": why, "where": "", "process": 0}
         for local_id in cluster.assigned.get(label, []):

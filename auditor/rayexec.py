@@ -627,10 +627,7 @@ class RayRunner:
         if label not in self.agents:
             return
         self.agents.pop(label)
-        if isinstance(exc, self.ray.exceptions.RayTaskError):  # the agent raised: not the node
-            why = f"the audit's agent on Ray node {label} failed ({_first_line(exc)})"
-        else:
-            why = f"the Ray node {label} was lost mid-run ({_first_line(exc)})"
+        why = lost_reason(self.ray, label, exc, "run")  # RayTaskError: the agent raised
         for local_id in self.assigned.get(label, []):
             target = self.targets[label, local_id]
             left = [c for c in self.cases[label, local_id]
@@ -677,6 +674,14 @@ def _target(fields):
     from .model import Target
 
     return Target(**{k: v for k, v in fields.items() if k in Target.__dataclass_fields__})
+
+
+def lost_reason(ray, label, exc, during):
+    """Say why node `label`'s work ended with `exc`: its agent failed (a RayTaskError), or the
+    node was lost mid-`during` (run, search, bench)."""
+    if isinstance(exc, ray.exceptions.RayTaskError):
+        return f"the audit's agent on Ray node {label} failed ({_first_line(exc)})"
+    return f"the Ray node {label} was lost mid-{during} ({_first_line(exc)})"
 
 
 def _first_line(exc):

@@ -177,10 +177,7 @@ class RayJudge(RayRunner):
             self.ray.kill(agent)  # where only its answer was late, it is not left running
         except Exception:  # noqa: BLE001 - an agent already gone
             pass
-        if isinstance(exc, self.ray.exceptions.RayTaskError):
-            why = f"the audit's agent on Ray node {label} failed ({rayexec._first_line(exc)})"
-        else:
-            why = f"the Ray node {label} was lost mid-search ({rayexec._first_line(exc)})"
+        why = rayexec.lost_reason(self.ray, label, exc, "search")
         self.note(why)
         for local_id in self.assigned.get(label, []):
             target = self.placed[label, local_id]

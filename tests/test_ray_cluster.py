@@ -130,8 +130,11 @@ def test_no_ray_process_is_left_when_the_audit_started_ray(audit, monkeypatch):
     assert not ray.is_initialized()
 
 
-def test_a_node_lost_mid_run_gives_crash_findings_and_a_completed_audit(cluster, tmp_path):
-    doomed = cluster.add_node(num_cpus=1, resources={"gamma": 1})
+def _lose_a_node_midway(cluster, tmp_path, resource, pause, command):
+    """Run `python -m auditor COMMAND --each-node` with an --impl that is slow on a node added
+    with `resource`, remove that node (ungracefully) once the impl was called there; return
+    (exit code, stderr, results document, the lost node's targets, the targets of crash findings)."""
+    doomed = cluster.add_node(num_cpus=1, resources={resource: 1})
     cluster.wait_for_nodes()
     marker = tmp_path / "started"
     impl = tmp_path / "slow_there.py"
@@ -142,11 +145,11 @@ import numpy as np
 def argmax(x, dim=None, keepdim=False):
     if os.environ.get("ARGMAX_AUDIT_RAY_NODE") == {doomed.node_id!r}:
         open({str(marker)!r}, "a").close()
-        time.sleep(0.5)
+        time.sleep({pause!r})
     return np.argmax(x, axis=dim, keepdims=keepdim)
 ''')
     out = tmp_path / "bundle"
-    args = [sys.executable, "-m", "auditor", *SMALL, "--ray-address", cluster.address,
+    args = [sys.executable, "-m", "auditor", *command, "--ray-address", cluster.address,
             "--each-node", "--impl", f"numpy:{impl}:argmax", "--out", str(out)]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -155,16 +158,21 @@ def argmax(x, dim=None, keepdim=False):
             time.sleep(0.2)
         assert marker.exists(), process.communicate()
         cluster.remove_node(doomed, allow_graceful=False)
-        stdout, stderr = process.communicate(timeout=240)
+        _, stderr = process.communicate(timeout=240)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 1, stderr
     results = json.loads((out / "results.json").read_text())
-    assert results["summary"]["complete"] and results["metadata"]["complete"]
-    where = nodes_of(results)
-    lost = {t for t, node in where.items() if node == doomed.node_id}
+    lost = {t for t, node in nodes_of(results).items() if node == doomed.node_id}
     crashed = {t for f in results["findings"] if f["kind"] == "crash" for t in f["targets"]}
+    return process.returncode, stderr, results, lost, crashed
+
+
+def test_a_node_lost_mid_run_gives_crash_findings_and_a_completed_audit(cluster, tmp_path):
+    code, stderr, results, lost, crashed = _lose_a_node_midway(cluster, tmp_path, "gamma", 0.5,
+                                                               SMALL)
+    assert code == 1, stderr
+    assert results["summary"]["complete"] and results["metadata"]["complete"]
     assert lost and crashed == lost
     assert any("was lost mid-run" in s for s in results["metadata"]["skipped"])
     finished = {o["target"] for o in results.get("observations", [])} - lost
@@ -258,42 +266,11 @@ def test_bench_gives_a_row_per_target_and_node(audit_subprocess, cluster, tmp_pa
 
 
 def test_a_node_lost_mid_fuzz_gives_crash_findings_and_the_search_goes_on(cluster, tmp_path):
-    doomed = cluster.add_node(num_cpus=1, resources={"delta": 1})
-    cluster.wait_for_nodes()
-    marker = tmp_path / "started"
-    impl = tmp_path / "slow_there.py"
-    impl.write_text(f'''
-import os, time
-import numpy as np
-
-def argmax(x, dim=None, keepdim=False):
-    if os.environ.get("ARGMAX_AUDIT_RAY_NODE") == {doomed.node_id!r}:
-        open({str(marker)!r}, "a").close()
-        time.sleep(0.2)
-    return np.argmax(x, axis=dim, keepdims=keepdim)
-''')
-    out = tmp_path / "bundle"
-    args = [sys.executable, "-m", "auditor", *FUZZ[:-1], "100000", "--time", "25",
-            "--ray-address", cluster.address, "--each-node", "--impl", f"numpy:{impl}:argmax",
-            "--out", str(out)]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 240
-        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert marker.exists(), process.communicate()
-        cluster.remove_node(doomed, allow_graceful=False)
-        stdout, stderr = process.communicate(timeout=240)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 1, stderr
-    results = json.loads((out / "results.json").read_text())
+    code, stderr, results, lost, crashed = _lose_a_node_midway(
+        cluster, tmp_path, "delta", 0.2, [*FUZZ[:-1], "100000", "--time", "25"])
+    assert code == 1, stderr
     assert results["metadata"]["complete"]
     assert results["metadata"]["fuzz"]["stopped"] == "time"  # went on to its budget
-    where = nodes_of(results)
-    lost = {t for t, node in where.items() if node == doomed.node_id}
-    crashed = {t for f in results["findings"] if f["kind"] == "crash" for t in f["targets"]}
     assert lost and crashed == lost
     assert any("was lost mid-search" in s for s in results["metadata"]["skipped"])
 
