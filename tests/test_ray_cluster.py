@@ -130,6 +130,30 @@ def test_no_ray_process_is_left_when_the_audit_started_ray(audit, monkeypatch):
     assert not ray.is_initialized()
 
 
+def _when_marked(args, marker, then):
+    """Start `args`; once file `marker` exists, call `then(process)`; return (exit code, stdout,
+    stderr) when the process ends."""
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.exists(), process.communicate()
+        then(process)
+        stdout, stderr = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, stdout, stderr
+
+
+def _interrupt_after(seconds):
+    def interrupt(process):
+        time.sleep(seconds)
+        process.send_signal(signal.SIGINT)
+    return interrupt
+
+
 def _lose_a_node_midway(cluster, tmp_path, resource, pause, command):
     """Run `python -m auditor COMMAND --each-node` with an --impl that is slow on a node added
     with `resource`, remove that node (ungracefully) once the impl was called there; return
@@ -151,21 +175,12 @@ def argmax(x, dim=None, keepdim=False):
     out = tmp_path / "bundle"
     args = [sys.executable, "-m", "auditor", *command, "--ray-address", cluster.address,
             "--each-node", "--impl", f"numpy:{impl}:argmax", "--out", str(out)]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 240
-        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert marker.exists(), process.communicate()
-        cluster.remove_node(doomed, allow_graceful=False)
-        _, stderr = process.communicate(timeout=240)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    code, _, stderr = _when_marked(args, marker, lambda process: cluster.remove_node(
+        doomed, allow_graceful=False))
     results = json.loads((out / "results.json").read_text())
     lost = {t for t, node in nodes_of(results).items() if node == doomed.node_id}
     crashed = {t for f in results["findings"] if f["kind"] == "crash" for t in f["targets"]}
-    return process.returncode, stderr, results, lost, crashed
+    return code, stderr, results, lost, crashed
 
 
 def test_a_node_lost_mid_run_gives_crash_findings_and_a_completed_audit(cluster, tmp_path):
@@ -196,19 +211,8 @@ def argmax(x, dim=None, keepdim=False):
     out = tmp_path / "bundle"
     args = [sys.executable, "-m", "auditor", *SMALL, "--impl", f"numpy:{impl}:argmax",
             "--out", str(out)]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 240
-        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert marker.exists(), process.communicate()
-        time.sleep(2)
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 3, stderr
+    code, stdout, stderr = _when_marked(args, marker, _interrupt_after(2))
+    assert code == 3, stderr
     assert "interrupted" in stderr
     results = json.loads((out / "results.json").read_text())
     assert not results["metadata"]["complete"]
@@ -307,19 +311,9 @@ def argmax(x, dim=None, keepdim=False):
     out = tmp_path / "bundle"
     args = [sys.executable, "-m", "auditor", *FUZZ[:-1], "100000", "--impl",
             f"numpy:{impl}:argmax", "--out", str(out)]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 240
-        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert marker.exists(), process.communicate()
-        time.sleep(8)  # some examples judged: a tie among them is near certain
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 3, stderr
+    # some examples judged before the interrupt: a tie among them is near certain
+    code, stdout, stderr = _when_marked(args, marker, _interrupt_after(8))
+    assert code == 3, stderr
     results = json.loads((out / "results.json").read_text())
     assert not results["metadata"]["complete"] and results["metadata"]["fuzz"]["stopped"] == "interrupt"
     assert any(f["kind"] == "tie_break" and f["severity"] == "error" for f in results["findings"])
