@@ -143,3 +143,29 @@ def test_numpy_worker_imports_ml_dtypes_only_for_a_bfloat16_array():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1"
+
+
+def test_a_worker_leaves_at_bye_without_the_interpreters_teardown(tmp_path):
+    """Exit handlers and module cleanup (0.8-1.3 s for torch, jax and TensorFlow) are skipped,
+    and what the worker's code printed is still flushed to its stderr."""
+    import io
+    import subprocess
+    import sys
+
+    module = tmp_path / "chatty.py"
+    module.write_text("import atexit, sys\n"
+                      "print('printed, not flushed', end='')\n"
+                      "atexit.register(lambda: sys.stderr.write('teardown ran'))\n"
+                      "def argmax(x, dim=None, keepdim=False):\n"
+                      "    return x.argmax(dim)\n")
+    framed = io.BytesIO()
+    protocol.write_message(framed, {"op": "hello", "framework": "numpy"})
+    protocol.write_message(framed, {"op": "impls", "impls": [
+        {"name": "chatty", "module": str(module), "function": "argmax"}]})
+    protocol.write_message(framed, {"op": "bye"})
+    done = subprocess.run([sys.executable, "-m", "auditor.worker"], input=framed.getvalue(),
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    replies = io.BytesIO(done.stdout)
+    assert [protocol.read_message(replies)[0]["ok"] for _ in range(2)] == [True, True]
+    assert b"printed, not flushed" in done.stderr and b"teardown ran" not in done.stderr
