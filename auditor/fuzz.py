@@ -33,11 +33,10 @@ from .runner import Plan, Runner, layout_limit, start_worker
 from .strategies import Space, examples, signature_pool
 from .summary import summarize
 from .worker.casting import family
+from .options import MAX_EXAMPLES
 from .worker.protocol import write_message
 from .workers import WorkerGone, cases_message, tick_grace
 
-#: Examples per run unless --max-examples says otherwise.
-MAX_EXAMPLES = 300
 #: Times a target may kill its worker before it is left out of later examples.
 MAX_DEATHS = 5
 #: Variant modes that compile once per call signature (shapes then come from a bounded pool).

@@ -6,8 +6,7 @@ import click
 
 from . import bundle, options
 from .errors import AuditError, ExitCode, UserError
-from .fuzz import MAX_EXAMPLES, FuzzProgress, database_folder, fuzz_audit
-from .strategies import MAX_ELEMENTS
+from .options import MAX_ELEMENTS, MAX_EXAMPLES
 
 
 def _budget(ctx, param, value):
@@ -85,6 +84,8 @@ def fuzz(frameworks, devices, dtypes, impls, variants, ops, max_examples, second
                                                not no_local), []
     else:
         interpreters = api._interpreters(list(env_names), list(python_paths), no_local)
+    from .fuzz import FuzzProgress, database_folder, fuzz_audit  # hypothesis: only for fuzz
+
     display = None if quiet else FuzzProgress()
 
     def reports(document, folder):

@@ -7,6 +7,11 @@ import click
 from . import ops, registry, variants
 from .model import DTYPES
 
+#: `audit fuzz`'s defaults (kept here so the CLI reads them without importing hypothesis):
+#: examples per run unless --max-examples says otherwise, and one example's size (elements).
+MAX_EXAMPLES = 300
+MAX_ELEMENTS = 70_000
+
 DEVICE = re.compile(r"^(cpu|mps|metal|coreml|(cuda|rocm|tpu|tensorrt|dml)(:\d+)?)$")
 
 

@@ -37,6 +37,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from .cases import boundary_positions
+from .options import MAX_ELEMENTS
 from .model import Case
 from .oracle import oriented
 from .worker import layouts
@@ -48,8 +49,6 @@ LARGE_SIZES = (511, 512, 513, 1023, 1024, 1025, 2047, 2048, 2049, 4095, 4096, 40
                8193, 16384, 32767, 32768, 32769, 65535, 65536, 65537, 2**24 + 1)
 #: Positions past where an index squeezed through a narrow type changes.
 WINNERS = (2**7, 2**8, 2**15, 2**16, 2**24)
-#: Default size budget of one example (elements).
-MAX_ELEMENTS = 70_000
 
 F16_SUB, BF16_SUB, F32_SUB = 2.0**-24, 2.0**-133, 2.0**-149
 F64_SUB = float(np.finfo(np.float64).smallest_subnormal)
