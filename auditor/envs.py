@@ -82,6 +82,19 @@ def cache_folder():
     return os.path.join(os.path.abspath(base), "argmax-audit")
 
 
+#: `off` (or 0, false, no) keeps compiled code for one run only (see compiled_folder).
+COMPILE_CACHE_ENV = "ARGMAX_AUDIT_COMPILE_CACHE"
+
+
+def compiled_folder():
+    """Return the folder workers keep compiled code in across runs (the cache's `compiled`;
+    jax's executables on CPU, see auditor/worker/kept.py), or None where
+    $ARGMAX_AUDIT_COMPILE_CACHE is off."""
+    if os.environ.get(COMPILE_CACHE_ENV, "").strip().lower() in ("off", "0", "false", "no"):
+        return None
+    return os.path.join(cache_folder(), "compiled")
+
+
 def envs_folder():
     """Return the folder that holds the environments (it may not exist yet)."""
     return os.path.join(cache_folder(), "envs")

@@ -20,9 +20,11 @@ import numpy as np
 from . import ops as op_table
 from . import registry
 from . import variants as variant_table
+from .envs import compiled_folder
 from .errors import CouldNotRun, UserError
 from .model import Outcome, Target
 from .worker import layouts
+from .worker.kept import KEEP_ENV
 from .worker.protocol import SHARED_ENV, read_array
 from .workers import WorkerGone, WorkerProcess, cases_message, tick_grace
 
@@ -239,6 +241,9 @@ class Runner:
             if self.stopping.is_set():
                 raise WorkerGone("WorkerError", "the run was interrupted")
             env = {**group.env, SHARED_ENV: self.shared_folder(group)}
+            kept = compiled_folder()
+            if kept:
+                env[KEEP_ENV] = kept
             worker = WorkerProcess(group.framework, python=group.python, env=env)
             self.live.add(worker)
             return worker

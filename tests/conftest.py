@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 
+#: Tests keep no compiled code across runs (in ~/.cache): each audit compiles as a first one would.
+os.environ.setdefault("ARGMAX_AUDIT_COMPILE_CACHE", "off")
+
 IMPLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "impls")
 #: The smallest useful run: numpy imports fast, one dtype, few calls, one process.
 SMALL = ["run", "-q", "--framework", "numpy", "--dtype", "float32", "--repeats", "2",

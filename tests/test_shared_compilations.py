@@ -59,3 +59,36 @@ def test_no_sharing_without_the_folder_or_with_the_users_own_cache(tmp_path):
     report = _run({"ARGMAX_AUDIT_SHARED_CACHE": str(tmp_path / "run"),
                    "JAX_COMPILATION_CACHE_DIR": str(mine), "JAX_PLATFORMS": "cpu"})
     assert report["enabled"] is None and report["dir"] == str(mine)
+
+
+@pytest.mark.slow
+def test_a_later_run_loads_what_an_earlier_one_compiled(tmp_path):
+    """Kept across runs in a folder named after the versions, flags and processor."""
+    keep = tmp_path / "keep"
+    env = {"ARGMAX_AUDIT_KEEP": str(keep), "JAX_PLATFORMS": "cpu"}
+    without = ["JAX_COMPILATION_CACHE_DIR", "ARGMAX_AUDIT_SHARED_CACHE", "XLA_FLAGS"]
+    first = _run(env, without=without)
+    assert first["enabled"].startswith(f"kept across runs in {keep / 'jax'}")
+    folder = first["dir"]
+    assert os.path.dirname(folder) == str(keep / "jax") and first["hits"] == 0
+    with open(os.path.join(folder, "facts.json")) as handle:
+        facts = json.load(handle)
+    assert facts["jax"] and facts["cpu"]["machine"] and facts["XLA_FLAGS"] == ""
+    second = _run({**env, "ARGMAX_AUDIT_SHARED_CACHE": str(tmp_path / "run")}, without=without[:1])
+    assert second["dir"] == folder and second["hits"] >= 1 and second["answer"] == 0
+    flags = _run({**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}, without=without[:2])
+    assert flags["dir"] != folder and flags["hits"] == 0  # other flags: another folder
+
+
+@pytest.mark.slow
+def test_a_folder_others_can_write_is_not_kept_in(tmp_path):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    keep.chmod(0o777)  # an executable read back from there would run here
+    report = _run({"ARGMAX_AUDIT_KEEP": str(keep), "ARGMAX_AUDIT_SHARED_CACHE": str(tmp_path / "run"),
+                   "JAX_PLATFORMS": "cpu"}, without=["JAX_COMPILATION_CACHE_DIR"])
+    assert report["dir"] == str(tmp_path / "run") and "not kept across runs" in report["enabled"]
+    assert "writable by other users" in report["enabled"] and not os.listdir(keep)
+    alone = _run({"ARGMAX_AUDIT_KEEP": str(keep), "JAX_PLATFORMS": "cpu"},
+                 without=["JAX_COMPILATION_CACHE_DIR", "ARGMAX_AUDIT_SHARED_CACHE"])
+    assert alone["enabled"] is None and alone["dir"] is None

@@ -6,8 +6,9 @@ import os
 
 import numpy as np
 
-from .. import layouts
+from .. import kept, layouts
 from ..casting import INT_DTYPES
+from ..kept import KEEP_ENV
 from ..protocol import SHARED_ENV
 from . import as_indices, bind, cpu_name, harness, no_settings, op_function, view
 from .base import Backend, Modifier, Op
@@ -37,11 +38,10 @@ _WIDE = ("int64", "uint64")
 _SETTINGS_ENV = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "TF_CPP_MIN_LOG_LEVEL")
 MODES = ("jit", "op-by-op")
 #: The persistent cache's options, set together or not at all (jax versions differ in which they
-#: have). A size limit makes jax take a file lock for every read and write of the cache, so two
-#: processes never see each other's half-written entries.
+#: have). Its entries go to a kept.FolderCache: each written whole (jax's own cache writes in
+#: place, and with a size limit locks the folder and lists it at every write).
 _CACHE_OPTIONS = (("jax_persistent_cache_min_compile_time_secs", 0.0),
-                  ("jax_persistent_cache_min_entry_size_bytes", 0),
-                  ("jax_compilation_cache_max_size", 1 << 30))
+                  ("jax_persistent_cache_min_entry_size_bytes", 0))
 
 
 def _top_k(x, dim, keepdim):
@@ -85,33 +85,68 @@ def _devices():
 
 
 def _share_compilations(devices):
-    """Keep compiled executables in the run's shared folder, so the run's other processes of
-    this worker group load them rather than compile every signature again; return how, or None.
+    """Keep compiled executables where the run's other processes of this worker group, and
+    later runs on this machine, load them rather than compile every signature again; return
+    how (a setting of the targets), or None.
 
     jax compiles every new shape, dim and dtype, and a quick suite holds hundreds: compiling
-    them once per run instead of once per process halves a CPU audit's time. Only where jax sees
-    CPUs alone: XLA compiles the same executable for the same program there, while on a GPU its
-    autotuning may choose differently in each process, which the audit must see. A cache the
-    user configured is left alone (and reported as a setting, JAX_COMPILATION_CACHE_DIR).
+    them once instead of once per process halves a CPU audit's time, and a later run with the
+    same jax on the same machine compiles nothing. Only where jax sees CPUs alone: XLA compiles
+    the same executable for the same program, jax and CPU there (jax's cache key holds the
+    program, compile options and versions; the kept folder's name holds the CPU's model and
+    instruction set), while on a GPU its autotuning may choose differently in each process,
+    which the audit must see. A cache the user configured is left alone (and reported as a
+    setting, JAX_COMPILATION_CACHE_DIR).
     """
-    folder = os.environ.get(SHARED_ENV)
-    if not folder or any(key != "cpu" for key in devices):
+    run_folder = os.environ.get(SHARED_ENV)
+    if not (run_folder or os.environ.get(KEEP_ENV)) or any(key != "cpu" for key in devices):
         return None
     try:
         if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
             return None
         before = [(name, getattr(jax.config, name)) for name, _ in _CACHE_OPTIONS]
-    except AttributeError:  # an older jax without one of them: compile in each process
+        from jax._src import compilation_cache as cache_module
+        from jax._src.compilation_cache_interface import CacheInterface
+        with cache_module._cache_initialized_mutex:
+            if cache_module._cache is not None or cache_module._cache_initialized:
+                return None
+    except (AttributeError, ImportError):  # another jax than the ones known: compile in each process
         return None
+    folder, how = run_folder, "shared by the run's processes of this group (CPU: the same executables)"
+    if os.environ.get(KEEP_ENV):
+        try:
+            folder = kept.folder_for(os.path.join(os.environ[KEEP_ENV], "jax"), _compile_facts())
+            how = (f"kept across runs in {folder} (CPU: the same executables for the same "
+                   "program, jax version and processor); ARGMAX_AUDIT_COMPILE_CACHE=off keeps them "
+                   "for one run")
+        except (kept.Unsafe, OSError) as exc:
+            if not run_folder:
+                return None
+            how += f"; not kept across runs: {exc}"
     try:
         for name, value in _CACHE_OPTIONS:
             jax.config.update(name, value)
         jax.config.update("jax_compilation_cache_dir", folder)
+        with cache_module._cache_initialized_mutex:
+            cache_module._cache = type("FolderCache", (kept.FolderCache, CacheInterface), {})(
+                folder, touch=folder != run_folder)
+            cache_module._cache_initialized = True
     except Exception:
         for name, value in before:
             jax.config.update(name, value)
         return None
-    return "shared by the run's processes of this group (CPU: the same executables)"
+    return how
+
+
+def _compile_facts():
+    """Return what names a folder of executables kept across runs: jax's and XLA's versions,
+    the flags and options that change what XLA makes, and the processor."""
+    import jaxlib
+
+    return {"jax": jax.__version__, "jaxlib": getattr(jaxlib, "__version__", None),
+            "platform_version": jax.devices("cpu")[0].client.platform_version,
+            "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""), "x64": _x64(),
+            "cpu": kept.machine_facts()}
 
 
 def _top_k_expression(dim, keepdim):
