@@ -159,6 +159,7 @@ class Bench:
     def __init__(self, plan, targets_plan, checkpoint=None, progress=None):
         self.plan = plan
         self.runner = self.runner_class(targets_plan, Observations(bundle_path=""))
+        self.runner.timing = True  # threads wait between calls as they do by default
         self.entries = {}  # (target id, shape, dim) -> Entry
         self.peaks = {}  # device -> {framework: {gbps: [...], bytes, kernel}}
         self.overhead = {}  # group label -> seconds per call of the timing loop

@@ -25,7 +25,7 @@ from .errors import CouldNotRun, UserError
 from .model import Outcome, Target
 from .worker import layouts
 from .worker.kept import KEEP_ENV
-from .worker.protocol import SHARED_ENV, read_array
+from .worker.protocol import SHARED_ENV, TIMING_ENV, read_array
 from .workers import WorkerGone, WorkerProcess, cases_message, tick_grace
 
 #: What brings each kind of device, where no backend says.
@@ -219,6 +219,8 @@ class Runner:
         self.startup_s = {}  # Group -> seconds its first worker took to start and describe itself
         self._scratch = None
         self._spares = {}  # Group -> Future of its process 1, started early (see `_warm_early`)
+        #: True for `audit bench`: its workers keep the frameworks' own idle-thread settings.
+        self.timing = False
         self._warm_pool = None
 
     def shared_folder(self, group):
@@ -244,6 +246,8 @@ class Runner:
             kept = compiled_folder()
             if kept:
                 env[KEEP_ENV] = kept
+            if self.timing:
+                env[TIMING_ENV] = "1"
             worker = WorkerProcess(group.framework, python=group.python, env=env)
             self.live.add(worker)
             return worker

@@ -34,6 +34,9 @@ PROTOCOL_VERSION = 6
 #: The environment variable naming a folder that a worker group's processes share for one run
 #: (the driver removes it when the run ends).
 SHARED_ENV = "ARGMAX_AUDIT_SHARED_CACHE"
+#: Set ("1") in the workers of `audit bench`: a backend then keeps the framework's own settings
+#: for how idle threads wait, which the audit's other commands change to save CPU.
+TIMING_ENV = "ARGMAX_AUDIT_TIMING"
 
 _PREFIX = struct.Struct("<II")
 
