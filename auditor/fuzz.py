@@ -29,11 +29,11 @@ from .environment import inventory
 from .errors import AuditError, UserError
 from .fuzzhooks import global_prngs_left_alone
 from .model import DTYPES, FRAMEWORKS, KINDS, SEVERITIES, Observations, Outcome
+from .options import MAX_EXAMPLES
 from .runner import Plan, Runner, layout_limit, start_worker
 from .strategies import Space, examples, signature_pool
 from .summary import summarize
 from .worker.casting import family
-from .options import MAX_EXAMPLES
 from .worker.protocol import write_message
 from .workers import WorkerGone, cases_message, tick_grace
 

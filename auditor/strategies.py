@@ -37,8 +37,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from .cases import boundary_positions
-from .options import MAX_ELEMENTS
 from .model import Case
+from .options import MAX_ELEMENTS
 from .oracle import oriented
 from .worker import layouts
 
