@@ -166,6 +166,12 @@ def _rejudge(document, observations, saved, rules, fail_on):
     summary = dict(summarize(observations, found, level),
                    complete=document["summary"].get("complete", True))
     summary["user"] = document["summary"].get("user", summary["user"])  # needs the baseline too
+    if document["metadata"].get("suite") == "fuzz":  # its rows count every example it judged
+        saved_rows = {row.get("target"): row for row in document["summary"].get("targets", [])}
+        summary["targets"] = [
+            dict(row, **{key: saved_rows.get(row["target"], {}).get(key, row[key])
+                         for key in ("cases", "calls", "tie_policy", "nan_policy")})
+            for row in summary["targets"]]
     metadata = dict(document["metadata"], policy=rules.source, policy_unused=rules.unused(found),
                     fail_on=level)
     return dict(document, findings=bundle._clean([f.to_json() for f in found]), summary=summary,

@@ -32,7 +32,7 @@ from .model import DTYPES, FRAMEWORKS, KINDS, SEVERITIES, Observations, Outcome
 from .options import MAX_EXAMPLES
 from .runner import Plan, Runner, layout_limit, start_worker
 from .strategies import Space, examples, signature_pool
-from .summary import summarize
+from .summary import summarize, tally
 from .worker.casting import family
 from .worker.protocol import write_message
 from .workers import WorkerGone, cases_message, tick_grace
@@ -342,6 +342,7 @@ class Search:
         self.options = options if options is not None else {"max_flip_rate": rules.max_flip_rate}
         self.records = {}  # pair -> Record: reported pairs (frozen) and this round's (open)
         self.reported = set()
+        self.tallies = {}  # target id -> summary.tally of every example judged
         self.classes = {}
         self.stats = Stats()
         judge.stats = self.stats
@@ -426,6 +427,9 @@ class Search:
         observations = self.judge.observe(case)
         judged = time.perf_counter()
         findings = self.rules.apply(run_checks(observations, self.options))
+        for target_id, target in observations.targets.items():  # the summary's rows
+            self.tallies[target_id] = tally(observations, target_id, target,
+                                            self.tallies.get(target_id))
         done = time.perf_counter()
         self.stats.judge_s += judged - began
         self.stats.checks_s += done - judged
@@ -628,7 +632,7 @@ def fuzz_audit(*, frameworks, devices, dtypes, variants, ops, impls, repeats, pr
                                           os.path.abspath(out),
                                           judge.observations.startup_errors)
         facts = dict(metadata(not interrupted), policy_unused=rules.unused(findings))
-        summary = summarize(observations, findings, fail_on)
+        summary = summarize(observations, findings, fail_on, tallies=search.tallies)
         summary["complete"] = not interrupted
         document = save(out, observations, findings, facts, judge.environment, summary)
         if after_save:

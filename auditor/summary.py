@@ -14,29 +14,39 @@ def _merge_policy(policies):
     return seen.pop() if len(seen) == 1 else "mixed"
 
 
-def target_rows(observations, findings):
-    """Return one dict per target: cases, calls, findings by kind, tie and NaN policy."""
+def target_rows(observations, findings, tallies=None):
+    """Return one dict per target: cases, calls, findings by kind, tie and NaN policy; from
+    `tallies` ({target id: `tally`}) where given (audit fuzz counts every example it judged,
+    while its bundle keeps only the shrunk examples that failed)."""
     rows = []
     for target_id, target in observations.targets.items():
-        ties, nans, cases, calls = [], [], 0, 0
-        for case, outcomes in observations.of_target(target_id):
-            cases += 1
-            calls += sum(len(o.runs) for o in outcomes if o.kind != "mutated")
-            answer = observations.modal(target_id, case.id)
-            if answer is None or answer.failed or case.must_raise or tuple(answer.indices.shape) != case.output_shape:
-                continue
-            tie, nan = case.policies(target.dtype, answer.indices, target.sense)
-            ties.append(tie)
-            nans.append(nan)
+        counted = (tallies or {}).get(target_id) or tally(observations, target_id, target)
         by_kind = {}
         for f in findings:
             if f.severity == "info" or f.allowed:
                 continue
             if target_id in (f.evidence.get("blame") or f.targets):
                 by_kind[f.kind] = by_kind.get(f.kind, 0) + 1
-        rows.append({"target": target_id, "cases": cases, "calls": calls, "findings": by_kind,
-                     "tie_policy": _merge_policy(ties), "nan_policy": _merge_policy(nans)})
+        rows.append({"target": target_id, "cases": counted["cases"], "calls": counted["calls"],
+                     "findings": by_kind, "tie_policy": _merge_policy(counted["ties"]),
+                     "nan_policy": _merge_policy(counted["nans"])})
     return rows
+
+
+def tally(observations, target_id, target, into=None):
+    """Add to `into` (a new one if None) the cases `target` ran in `observations`, its calls, and
+    the tie and NaN policies its answers showed; return it."""
+    into = into if into is not None else {"cases": 0, "calls": 0, "ties": set(), "nans": set()}
+    for case, outcomes in observations.of_target(target_id):
+        into["cases"] += 1
+        into["calls"] += sum(len(o.runs) for o in outcomes if o.kind != "mutated")
+        answer = observations.modal(target_id, case.id)
+        if answer is None or answer.failed or case.must_raise or tuple(answer.indices.shape) != case.output_shape:
+            continue
+        tie, nan = case.policies(target.dtype, answer.indices, target.sense)
+        into["ties"].add(tie)
+        into["nans"].add(nan)
+    return into
 
 
 def timing(observations):
@@ -87,9 +97,10 @@ def user_flips(observations, baseline=None):
     return found
 
 
-def summarize(observations, findings, fail_on, baseline=None):
-    """Return the bundle's summary: verdict, counts by kind and severity, per-target rows, and
-    on the user's cases, the predictions that differ from the reference and the `baseline`."""
+def summarize(observations, findings, fail_on, baseline=None, tallies=None):
+    """Return the bundle's summary: verdict, counts by kind and severity, per-target rows (from
+    `tallies` where given, see `target_rows`), and on the user's cases, the predictions that
+    differ from the reference and the `baseline`."""
     counts = {kind: {s: 0 for s in SEVERITIES} for kind in KINDS}
     allowed = 0
     for f in findings:
@@ -106,7 +117,7 @@ def summarize(observations, findings, fail_on, baseline=None):
         "allowed": allowed,
         "by_severity": {s: sum(c[s] for c in counts.values()) for s in SEVERITIES},
         "by_kind": {k: sum(v.values()) for k, v in counts.items()},
-        "targets": target_rows(observations, findings),
+        "targets": target_rows(observations, findings, tallies),
         "precision": flip_rates(observations),
         "timing": timing(observations),
         "user": user_flips(observations, baseline),

@@ -48,6 +48,27 @@ def test_a_correct_target_fuzzes_clean_and_exits_0(audit):
     result = audit(*FUZZ, "--max-examples", "60", "--out", "clean")
     assert result.code == 0, result.out + result.err
     assert result.results["findings"] == [] and result.results["metadata"]["complete"]
+    # the summary counts every example judged, though a clean search keeps no case
+    row, = result.results["summary"]["targets"]
+    assert result.results["cases"] == [] and row["cases"] == 60 and row["calls"] == 120
+    assert row["tie_policy"] == row["nan_policy"] == "first"
+
+
+def test_the_summary_shows_what_a_planted_tie_break_did_on_every_example(audit, tmp_path):
+    result = audit(*FUZZ, "--impl", impl_spec("last_tie.py"), "--max-examples", "40", "--out", "t")
+    assert result.code == 1
+    rows = {row["target"]: row for row in result.results["summary"]["targets"]}
+    planted, stock = rows[impl_target("last_tie.py")], rows["numpy/cpu/float32"]
+    examples = result.results["metadata"]["fuzz"]["examples"]
+    assert planted["cases"] == stock["cases"] == examples > 40  # shrinking judged some too
+    assert planted["tie_policy"] == "last" and stock["tie_policy"] == "first"
+    assert planted["findings"] == {"tie_break": 1} and stock["findings"] == {}
+    (tmp_path / "allow.toml").write_text('[[allow]]\nkind = "tie_break"\nreason = "known"\n')
+    again = audit("report", "t", "--config", "allow.toml", "--json", "again.json")
+    assert again.code == 0, again.err
+    judged = json.loads((tmp_path / "again.json").read_text())
+    rows = {row["target"]: row for row in judged["summary"]["targets"]}
+    assert rows[impl_target("last_tie.py")] == dict(planted, findings={})  # still every example
 
 
 def test_fuzz_usage_mistakes_are_one_line_and_exit_2(audit, tmp_path):
