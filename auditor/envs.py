@@ -234,11 +234,12 @@ def sweep(folder):
     """Delete what dead processes left half-built, half-replaced or half-removed in `folder`."""
     for entry in os.listdir(folder):
         match = _LEFTOVER.fullmatch(entry)
-        if match and not _alive(int(match.group(1))):
+        if match and not process_alive(int(match.group(1))):
             _unlink_tree(os.path.join(folder, entry))
 
 
-def _alive(pid):
+def process_alive(pid):
+    """Return whether process `pid` exists (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

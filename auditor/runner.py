@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import re
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -20,7 +22,7 @@ import numpy as np
 from . import ops as op_table
 from . import registry
 from . import variants as variant_table
-from .envs import compiled_folder
+from .envs import compiled_folder, process_alive
 from .errors import CouldNotRun, UserError
 from .model import Outcome, Target
 from .worker import layouts
@@ -195,6 +197,32 @@ def _device_matches(device, wanted):
     return device == wanted or device.split(":")[0] == wanted
 
 
+#: The run's shared folders are named after the driver's process id, so that a later run can
+#: remove those of a driver killed outright (SIGKILL leaves no chance to clean up).
+SHARED_PREFIX = "argmax-audit-shared-"
+_SHARED = re.compile(re.escape(SHARED_PREFIX) + r"(\d+)-[A-Za-z0-9_]+")
+
+
+def _sweep_shared():
+    """Remove the shared folders in the temporary folder that dead drivers of this user left."""
+    folder = tempfile.gettempdir()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        match = _SHARED.fullmatch(entry.name)
+        if not match or process_alive(int(match.group(1))):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        mine = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+        if stat.S_ISDIR(info.st_mode) and mine:
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
 class Runner:
     """Drive the workers for `plan`, writing into `observations` and calling `progress`."""
 
@@ -231,7 +259,8 @@ class Runner:
         (the jax adapter keeps its compiled executables there on CPU)."""
         if group not in self._shared:
             if self._scratch is None:
-                self._scratch = tempfile.mkdtemp(prefix="argmax-audit-shared-")
+                _sweep_shared()
+                self._scratch = tempfile.mkdtemp(prefix=f"{SHARED_PREFIX}{os.getpid()}-")
                 self._cleanup = weakref.finalize(self, shutil.rmtree, self._scratch, True)
             self._shared[group] = os.path.join(self._scratch, str(len(self._shared)))
             os.mkdir(self._shared[group])

@@ -526,3 +526,25 @@ def test_an_implementation_that_kills_its_import_is_a_usage_error(audit, helpers
     assert result.code == 2
     assert result.err.startswith("audit: error: --impl") and "status 7" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_a_run_removes_the_shared_folders_of_drivers_killed_outright(tmp_path, monkeypatch):
+    import subprocess
+    import tempfile
+
+    from auditor import runner as runner_module
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    prefix = runner_module.SHARED_PREFIX
+    (tmp_path / f"{prefix}{dead.pid}-abc123").mkdir()
+    (tmp_path / f"{prefix}{dead.pid}-abc123" / "entry-cache").write_bytes(b"x")
+    (tmp_path / f"{prefix}{os.getpid()}-live42").mkdir()  # a running driver's
+    (tmp_path / f"{prefix}oldstyle").mkdir()  # no process id: left alone
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / f"{prefix}{dead.pid}-link99").symlink_to(tmp_path / "elsewhere")
+    runner_module._sweep_shared()
+    assert sorted(os.listdir(tmp_path)) == sorted([
+        f"{prefix}{os.getpid()}-live42", f"{prefix}oldstyle", "elsewhere",
+        f"{prefix}{dead.pid}-link99"])
