@@ -45,6 +45,12 @@ def test_a_folder_per_facts_holds_them_and_the_oldest_others_go(tmp_path, monkey
     left = os.listdir(base)
     assert len(left) == kept.KEEP_FOLDERS and os.path.basename(first) not in left
     assert all(os.path.basename(folder) in left for folder in others)
+    # a folder used within the last day stays (another process of the run may be using it)
+    recent = [os.path.join(base, name) for name in os.listdir(base)]
+    for folder in recent:
+        os.utime(folder)
+    kept.folder_for(base, {"jax": "newer"})
+    assert all(os.path.isdir(folder) for folder in recent) and len(os.listdir(base)) == 5
 
 
 def test_entries_are_whole_and_the_least_used_half_goes_past_the_limit(tmp_path, monkeypatch):

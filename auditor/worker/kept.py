@@ -12,8 +12,10 @@ import time
 #: The environment variable naming the folder a worker may keep compiled code in across runs
 #: (the driver sets it to <cache>/compiled unless ARGMAX_AUDIT_COMPILE_CACHE is off).
 KEEP_ENV = "ARGMAX_AUDIT_KEEP"
-#: Folders of other versions or machines kept beside the one in use; older ones are removed.
+#: Folders of other versions or machines kept beside the one in use; older ones are removed
+#: once unused for KEEP_IDLE_S (a run with several jax settings uses several folders at once).
 KEEP_FOLDERS = 4
+KEEP_IDLE_S = 24 * 3600
 #: Entries in one folder before the least recently used half is removed (at a worker's start).
 KEEP_ENTRIES = 20_000
 
@@ -91,7 +93,8 @@ def machine_facts():
 def folder_for(base, facts):
     """Return the private folder of `base` for `facts` (a dict: versions, flags, machine), with
     the facts beside the entries for people to read; remove the least recently used folders
-    of other facts past KEEP_FOLDERS. Unsafe where the folder cannot be trusted."""
+    of other facts past KEEP_FOLDERS that no one used for KEEP_IDLE_S. Unsafe where the folder
+    cannot be trusted."""
     text = json.dumps(facts, sort_keys=True)
     base = private_folder(base)
     folder = private_folder(os.path.join(base, hashlib.sha256(text.encode()).hexdigest()[:20]))
@@ -129,7 +132,8 @@ def _prune_folders(base, keep):
     except OSError:
         return
     for entry in folders[KEEP_FOLDERS - 1:]:
-        shutil.rmtree(entry.path, ignore_errors=True)
+        if time.time() - entry.stat(follow_symlinks=False).st_mtime > KEEP_IDLE_S:
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _prune_entries(folder):
