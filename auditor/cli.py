@@ -166,16 +166,23 @@ def _rejudge(document, observations, saved, rules, fail_on):
     summary = dict(summarize(observations, found, level),
                    complete=document["summary"].get("complete", True))
     summary["user"] = document["summary"].get("user", summary["user"])  # needs the baseline too
-    if document["metadata"].get("suite") == "fuzz":  # its rows count every example it judged
-        saved_rows = {row.get("target"): row for row in document["summary"].get("targets", [])}
-        summary["targets"] = [
-            dict(row, **{key: saved_rows.get(row["target"], {}).get(key, row[key])
-                         for key in ("cases", "calls", "tie_policy", "nan_policy")})
-            for row in summary["targets"]]
+    _keep_fuzz_rows(document, summary)
     metadata = dict(document["metadata"], policy=rules.source, policy_unused=rules.unused(found),
                     fail_on=level)
     return dict(document, findings=bundle._clean([f.to_json() for f in found]), summary=summary,
                 metadata=metadata)
+
+
+def _keep_fuzz_rows(document, summary):
+    """Give a fuzz bundle's `summary`, made again from its observations, the saved per-target
+    counts: they cover every example the search judged, not only the cases the bundle keeps."""
+    if document["metadata"].get("suite") != "fuzz":
+        return
+    saved = {row.get("target"): row for row in document["summary"].get("targets", [])}
+    summary["targets"] = [
+        dict(row, **{key: saved.get(row["target"], {}).get(key, row[key])
+                     for key in ("cases", "calls", "tie_policy", "nan_policy")})
+        for row in summary["targets"]]
 
 
 def _exit(document, subject):
@@ -246,6 +253,7 @@ def compare(old_path, new_path, html_file, fail_on, config, junit, summary_md, j
             f"{len(unmatched)} case(s) of NEW are not in OLD with the same values and were not "
             f"compared: {', '.join(unmatched[:5])}" + (" ..." if len(unmatched) > 5 else ""))
     summary = summarize(observations, found, fail_on, old[0])
+    _keep_fuzz_rows(document, summary)
     result = dict(document, metadata=metadata, summary=summary,
                   findings=bundle._clean([f.to_json() for f in found]))
     _report(result, html_file, junit, summary_md, json_file)

@@ -10,6 +10,7 @@ import concurrent.futures
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
 import threading
@@ -197,14 +198,21 @@ def _device_matches(device, wanted):
     return device == wanted or device.split(":")[0] == wanted
 
 
-#: The run's shared folders are named after the driver's process id, so that a later run can
-#: remove those of a driver killed outright (SIGKILL leaves no chance to clean up).
+#: The run's shared folders are named after the driver's machine and process id, and locked
+#: while the run holds them, so that a later run can remove those of a driver killed outright
+#: (SIGKILL leaves no chance to clean up) and never one still in use (another machine or
+#: container may share the temporary folder, and reuse process ids).
 SHARED_PREFIX = "argmax-audit-shared-"
-_SHARED = re.compile(re.escape(SHARED_PREFIX) + r"(\d+)-[A-Za-z0-9_]+")
+_SHARED = re.compile(re.escape(SHARED_PREFIX) + r"(.+)-(\d{1,9})-[a-z0-9_]+")
+
+
+def _host():
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
 
 
 def _sweep_shared():
-    """Remove the shared folders in the temporary folder that dead drivers of this user left."""
+    """Remove the shared folders in the temporary folder that dead drivers of this user on this
+    machine left: unlocked, not a link, this user's, its process gone."""
     folder = tempfile.gettempdir()
     try:
         entries = list(os.scandir(folder))
@@ -212,15 +220,46 @@ def _sweep_shared():
         return
     for entry in entries:
         match = _SHARED.fullmatch(entry.name)
-        if not match or process_alive(int(match.group(1))):
+        if not match or match.group(1) != _host():
             continue
         try:
             info = entry.stat(follow_symlinks=False)
-        except OSError:
+            mine = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+            if (stat.S_ISDIR(info.st_mode) and mine and not process_alive(int(match.group(2)))
+                    and _unlocked(entry.path)):
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except (OSError, OverflowError, ValueError):
             continue
-        mine = not hasattr(os, "getuid") or info.st_uid == os.getuid()
-        if stat.S_ISDIR(info.st_mode) and mine:
-            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _lock(folder):
+    """Return a descriptor of `folder` that holds a lock on it while open (None where the system
+    has no such locks)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(handle)
+        return None
+    return handle
+
+
+def _unlocked(folder):
+    handle = _lock(folder)
+    if handle is None:
+        return False
+    os.close(handle)
+    return True
+
+
+def _remove_scratch(folder, handle):
+    shutil.rmtree(folder, True)
+    if handle is not None:
+        os.close(handle)
 
 
 class Runner:
@@ -260,8 +299,9 @@ class Runner:
         if group not in self._shared:
             if self._scratch is None:
                 _sweep_shared()
-                self._scratch = tempfile.mkdtemp(prefix=f"{SHARED_PREFIX}{os.getpid()}-")
-                self._cleanup = weakref.finalize(self, shutil.rmtree, self._scratch, True)
+                self._scratch = tempfile.mkdtemp(prefix=f"{SHARED_PREFIX}{_host()}-{os.getpid()}-")
+                self._cleanup = weakref.finalize(self, _remove_scratch, self._scratch,
+                                                 _lock(self._scratch))
             self._shared[group] = os.path.join(self._scratch, str(len(self._shared)))
             os.mkdir(self._shared[group])
         return self._shared[group]

@@ -142,10 +142,11 @@ def _finding(observations, case, target, old_target, new, old, versions):
 
 def settings_changed(old, new):
     """Return {setting: [old, new]} for the recorded settings (thread count, deterministic mode,
-    x64, XLA_FLAGS, ...) that differ between two targets; none when either recorded none."""
+    x64, XLA_FLAGS, ...) that differ between two targets; none when either recorded none. Where
+    compiled code was kept is left out: a folder's path differs between machines and users."""
     if not old or not new:
         return {}
-    keys = sorted((set(old) | set(new)) - {"by_process"})
+    keys = sorted((set(old) | set(new)) - {"by_process", "compilation_cache"})
     return {k: [old.get(k), new.get(k)] for k in keys if old.get(k) != new.get(k)}
 
 

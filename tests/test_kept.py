@@ -58,7 +58,6 @@ def test_entries_are_whole_and_the_least_used_half_goes_past_the_limit(tmp_path,
     cache = kept.FolderCache(folder, touch=True)
     assert cache.get("k") is None
     cache.put("k", b"executable")
-    cache.put("k", b"another")  # the first write stays
     assert cache.get("k") == b"executable"
     assert [n for n in os.listdir(folder)] == ["k-cache"]  # no temporary left
     monkeypatch.setattr(kept, "KEEP_ENTRIES", 4)
@@ -71,13 +70,61 @@ def test_entries_are_whole_and_the_least_used_half_goes_past_the_limit(tmp_path,
     assert sorted(os.listdir(folder)) == ["e0-cache", "e5-cache"]
 
 
-def test_a_write_never_follows_a_link_put_in_its_way(tmp_path):
+def test_a_link_in_the_way_is_never_followed(tmp_path):
     folder = kept.private_folder(tmp_path / "f")
     target = tmp_path / "elsewhere"
     (tmp_path / "f" / "k-cache").symlink_to(target)
-    kept.FolderCache(folder).put("k", b"x")  # the entry's name is taken: nothing is written
-    assert not target.exists()
-    assert kept.FolderCache(folder).get("k") is None  # and a link is not read through
+    assert kept.FolderCache(folder).get("k") is None  # a link is not read through
+    kept.FolderCache(folder).put("k", b"x")  # the link is replaced, not written through
+    assert not target.exists() and not os.path.islink(tmp_path / "f" / "k-cache")
+    assert kept.FolderCache(folder).get("k") == b"x"
+
+
+def test_a_damaged_entry_is_written_again():
+    """jax writes only after it found no entry it could read: a damaged one is replaced."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as base:
+        folder = kept.private_folder(os.path.join(base, "f"))
+        cache = kept.FolderCache(folder)
+        cache.put("k", b"trunc")
+        cache.put("k", b"the whole executable")
+        assert cache.get("k") == b"the whole executable"
+
+
+def test_a_folder_above_that_others_can_write_is_refused_unless_sticky(tmp_path):
+    team = tmp_path / "team"
+    team.mkdir()
+    team.chmod(0o775)  # a group member could swap the folder below for one of their own
+    with pytest.raises(kept.Unsafe, match="writable by other users"):
+        kept.private_folder(team / "cache" / "compiled")
+    assert not (team / "cache").exists()  # refused before anything was made there
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)  # like /tmp: others cannot rename what is ours
+    assert kept.private_folder(sticky / "mine") == str(sticky / "mine")
+    (tmp_path / "real").mkdir(mode=0o700)
+    (team / "link").symlink_to(tmp_path / "real")  # a link in a folder others can write
+    with pytest.raises(kept.Unsafe, match="writable by other users"):
+        kept.private_folder(team / "link" / "compiled")
+
+
+def test_stale_temporaries_go_and_entries_vanishing_meanwhile_are_skipped(tmp_path, monkeypatch):
+    folder = kept.private_folder(tmp_path / "f")
+    (tmp_path / "f" / ".k-cache.123.456").write_bytes(b"half")
+    os.utime(tmp_path / "f" / ".k-cache.123.456", (1000, 1000))
+    (tmp_path / "f" / ".j-cache.124.457").write_bytes(b"being written")
+    real_scandir = os.scandir
+
+    def vanishing(path):  # another process removes an entry between listing and stat
+        entries = list(real_scandir(path))
+        os.unlink(tmp_path / "f" / "gone-cache")
+        return iter(entries)
+
+    (tmp_path / "f" / "gone-cache").write_bytes(b"x")
+    monkeypatch.setattr(os, "scandir", vanishing)
+    kept._prune_entries(folder)
+    assert os.listdir(folder) == [".j-cache.124.457"]
 
 
 def test_machine_facts_name_the_processor():

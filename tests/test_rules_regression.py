@@ -170,3 +170,11 @@ def test_compared_pairs_count_every_paired_target_and_every_comparable_case():
         for cid in cases:
             new.outcomes[(tid, cid)] = [indices([1])]
     assert regression.compared_pairs(new, Observations(cases=cases, targets=targets)) == (2, 4, [])
+
+
+def test_where_compiled_code_was_kept_is_no_settings_difference():
+    """A kept folder's path differs between machines and users; it explains no regression."""
+    old = {"x64": False, "compilation_cache": "kept across runs in /home/a/.cache/..."}
+    new = {"x64": False, "compilation_cache": "shared by the run's processes of this group"}
+    assert regression.settings_changed(old, new) == {}
+    assert regression.settings_changed(old, dict(new, x64=True)) == {"x64": [False, True]}

@@ -529,6 +529,9 @@ def test_an_implementation_that_kills_its_import_is_a_usage_error(audit, helpers
 
 
 def test_a_run_removes_the_shared_folders_of_drivers_killed_outright(tmp_path, monkeypatch):
+    """Only this user's folders, of this machine, whose driver is gone and which no one holds
+    locked (a driver in another container sharing /tmp may reuse a process id); never through
+    a link, and a name no driver could have made is left alone."""
     import subprocess
     import tempfile
 
@@ -537,14 +540,24 @@ def test_a_run_removes_the_shared_folders_of_drivers_killed_outright(tmp_path, m
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     dead = subprocess.Popen(["true"])
     dead.wait()
-    prefix = runner_module.SHARED_PREFIX
-    (tmp_path / f"{prefix}{dead.pid}-abc123").mkdir()
-    (tmp_path / f"{prefix}{dead.pid}-abc123" / "entry-cache").write_bytes(b"x")
-    (tmp_path / f"{prefix}{os.getpid()}-live42").mkdir()  # a running driver's
-    (tmp_path / f"{prefix}oldstyle").mkdir()  # no process id: left alone
-    (tmp_path / "elsewhere").mkdir()
-    (tmp_path / f"{prefix}{dead.pid}-link99").symlink_to(tmp_path / "elsewhere")
-    runner_module._sweep_shared()
-    assert sorted(os.listdir(tmp_path)) == sorted([
-        f"{prefix}{os.getpid()}-live42", f"{prefix}oldstyle", "elsewhere",
-        f"{prefix}{dead.pid}-link99"])
+    host, mine = runner_module._host(), f"{runner_module.SHARED_PREFIX}{runner_module._host()}"
+    (tmp_path / f"{mine}-{dead.pid}-abc123").mkdir()
+    (tmp_path / f"{mine}-{dead.pid}-abc123" / "entry-cache").write_bytes(b"x")
+    kept = [f"{mine}-{os.getpid()}-live42",  # a running driver's
+            f"{runner_module.SHARED_PREFIX}other{host}-{dead.pid}-abc456",  # another machine's
+            f"{mine}-{dead.pid}-held77",  # locked: a driver elsewhere that reused the pid
+            f"{mine}-{dead.pid}-theirs",  # another user's
+            f"{mine}-99999999999-huge88",  # no process id (os.kill would overflow)
+            f"{runner_module.SHARED_PREFIX}oldstyle", "elsewhere"]
+    for name in kept:
+        (tmp_path / name).mkdir()
+    os.chown(tmp_path / f"{mine}-{dead.pid}-theirs", 12345, 12345)
+    (tmp_path / f"{mine}-{dead.pid}-link99").symlink_to(tmp_path / "elsewhere")
+    held = runner_module._lock(str(tmp_path / f"{mine}-{dead.pid}-held77"))
+    try:
+        runner_module._sweep_shared()
+    finally:
+        os.close(held)
+    assert sorted(os.listdir(tmp_path)) == sorted([*kept, f"{mine}-{dead.pid}-link99"])
+    runner_module._sweep_shared()  # unlocked now
+    assert f"{mine}-{dead.pid}-held77" not in os.listdir(tmp_path)

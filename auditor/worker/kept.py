@@ -26,9 +26,9 @@ class Unsafe(Exception):
 
 def private_folder(path):
     """Make folder `path` (mode 0700) and check it: a real folder, no link, owned by this user,
-    writable by no one else; and every folder above it owned by this user or root, and not
-    writable by everyone unless sticky (else another user could put a folder of their own in
-    its place). Return `path`; Unsafe otherwise."""
+    writable by no one else; and every folder above it, as written and as the links resolve,
+    owned by this user or root and writable by no one else unless sticky (else another user
+    could put a folder or link of their own in its place). Return `path`; Unsafe otherwise."""
     path = os.path.abspath(path)
     missing = []
     at = path
@@ -38,12 +38,9 @@ def private_folder(path):
         if parent == at:
             break
         at = parent
-    above = os.path.realpath(at) if missing else os.path.dirname(os.path.realpath(path))
-    while True:  # before anything is made there
-        _check(above, os.stat, own=False)
-        if os.path.dirname(above) == above:
-            break
-        above = os.path.dirname(above)
+    above = at if missing else os.path.dirname(path)
+    for folder in {*_ancestors(above), *_ancestors(os.path.realpath(above))}:  # before anything is made
+        _check(folder, os.lstat, own=False)
     for folder in reversed(missing):
         try:
             os.mkdir(folder, 0o700)
@@ -56,17 +53,28 @@ def private_folder(path):
     return path
 
 
+def _ancestors(path):
+    """Return `path` and every folder above it."""
+    found = [path]
+    while os.path.dirname(found[-1]) != found[-1]:
+        found.append(os.path.dirname(found[-1]))
+    return found
+
+
 def _check(folder, status, own):
+    """Check `folder` (own: one of ours, else one above them, which may be a link root or this
+    user made, such as /home/me/.cache pointing elsewhere: where it points is checked too)."""
     try:
         info = status(folder)
     except OSError as exc:
         raise Unsafe(f"cannot read {folder}: {exc.strerror or exc}") from None
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+    link = stat.S_ISLNK(info.st_mode)
+    if own and link or not link and not stat.S_ISDIR(info.st_mode):
         raise Unsafe(f"{folder} is a link or not a folder")
     me = os.geteuid() if hasattr(os, "geteuid") else None
     if me is not None and info.st_uid != me and (own or info.st_uid != 0):
         raise Unsafe(f"{folder} belongs to another user")
-    if own and info.st_mode & 0o022 or info.st_mode & 0o002 and not info.st_mode & stat.S_ISVTX:
+    if not link and info.st_mode & 0o022 and (own or not info.st_mode & stat.S_ISVTX):
         raise Unsafe(f"{folder} is writable by other users")
 
 
@@ -75,7 +83,7 @@ def machine_facts():
     processor's model and its instruction set extensions (Linux: /proc/cpuinfo's flags)."""
     facts = {"machine": platform.machine(), "system": platform.system()}
     try:
-        with open("/proc/cpuinfo") as handle:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 key, _, value = line.partition(":")
                 key = key.strip()
@@ -137,20 +145,32 @@ def _prune_folders(base, keep):
 
 
 def _prune_entries(folder):
-    """Past KEEP_ENTRIES entries, remove the least recently used half (and stale temporaries)."""
+    """Remove temporaries older than an hour (a worker killed while writing one); past
+    KEEP_ENTRIES entries, remove the least recently used half. Another process may remove or
+    add entries meanwhile: what is gone is skipped."""
+    entries = []
     try:
-        entries = [e for e in os.scandir(folder) if e.is_file(follow_symlinks=False)]
+        for entry in os.scandir(folder):
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if entry.name.startswith(".") and time.time() - info.st_mtime > 3600:
+                _unlink(entry.path)
+            elif stat.S_ISREG(info.st_mode) and entry.name != "facts.json":
+                entries.append((info.st_mtime, entry.path))
     except OSError:
         return
-    if len(entries) <= KEEP_ENTRIES:
-        return
-    entries.sort(key=lambda e: e.stat(follow_symlinks=False).st_mtime)
-    for entry in entries[:len(entries) - KEEP_ENTRIES // 2]:
-        if entry.name != "facts.json":
-            try:
-                os.unlink(entry.path)
-            except OSError:
-                pass
+    if len(entries) > KEEP_ENTRIES:
+        for _, path in sorted(entries)[:len(entries) - KEEP_ENTRIES // 2]:
+            _unlink(path)
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 class FolderCache:
@@ -182,6 +202,6 @@ class FolderCache:
         return data
 
     def put(self, key, value):
-        path = os.path.join(self._path, f"{key}{self.SUFFIX}")
-        if not os.path.lexists(path):
-            write_whole(path, value)
+        """Write the entry, replacing one already there: jax writes only after it found none it
+        could read (a damaged one, or one another process has just written, the same)."""
+        write_whole(os.path.join(self._path, f"{key}{self.SUFFIX}"), value)

@@ -3,6 +3,7 @@ through jax.jit, or op by op (jax.disable_jit). x64 and XLA_FLAGS are set for th
 the driver (they must be set before jax is first used). jax is imported by `Adapter()` (in a
 worker process), never when this module is imported."""
 import os
+import sys
 
 import numpy as np
 
@@ -119,7 +120,7 @@ def _share_compilations(devices):
             how = (f"kept across runs in {folder} (CPU: the same executables for the same "
                    "program, jax version and processor); ARGMAX_AUDIT_COMPILE_CACHE=off keeps them "
                    "for one run")
-        except (kept.Unsafe, OSError) as exc:
+        except Exception as exc:  # Unsafe, or anything else: never the worker's death
             if not run_folder:
                 return None
             how += f"; not kept across runs: {exc}"
@@ -132,7 +133,7 @@ def _share_compilations(devices):
                 folder, touch=folder != run_folder)
             cache_module._cache_initialized = True
     except Exception:
-        for name, value in before:
+        for name, value in [*before, ("jax_compilation_cache_dir", None)]:
             jax.config.update(name, value)
         return None
     return how
@@ -144,9 +145,22 @@ def _compile_facts():
     import jaxlib
 
     return {"jax": jax.__version__, "jaxlib": getattr(jaxlib, "__version__", None),
+            "jaxlib_build": _libraries(os.path.dirname(jaxlib.__file__)),
             "platform_version": jax.devices("cpu")[0].client.platform_version,
+            "python": list(sys.version_info[:2]),
             "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""), "x64": _x64(),
             "cpu": kept.machine_facts()}
+
+
+def _libraries(folder):
+    """Return [name, size, mtime] of the compiled libraries in `folder` (jaxlib's XLA): two
+    builds under one version string (a nightly, a source build) do not share executables."""
+    found = []
+    for entry in os.scandir(folder):
+        if entry.name.endswith((".so", ".pyd", ".dylib")) and entry.is_file():
+            info = entry.stat()
+            found.append([entry.name, info.st_size, int(info.st_mtime)])
+    return sorted(found)
 
 
 def _top_k_expression(dim, keepdim):
